@@ -1,0 +1,1 @@
+"""The ``edgefm`` command line: one module per command group, composed in :mod:`edgefm.cli.main`."""

@@ -1,0 +1,46 @@
+"""Shared CLI pieces: option aliases, output helpers, error handling.
+
+Results go to stdout, progress and hints to stderr. Known errors (:class:`EdgefmError`)
+become one line on stderr and exit code 1; set ``EDGEFM_DEBUG=1`` for the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Callable
+
+import typer
+from rich.console import Console
+
+from edgefm.errors import EdgefmError
+
+out = Console()                 # results
+err = Console(stderr=True)      # progress, hints, errors
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output path.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+
+
+def print_json(obj) -> None:
+    from edgefm.manifest import dumps
+    sys.stdout.write(dumps(obj) + "\n")
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Decorator for commands: EdgefmError -> one line + exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*a, **k):
+        try:
+            return fn(*a, **k)
+        except EdgefmError as e:
+            if os.environ.get("EDGEFM_DEBUG"):
+                raise
+            err.print(f"[red]error:[/red] {type(e).__name__}: {e.one_line()}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+    return wrapper
