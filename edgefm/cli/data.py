@@ -59,17 +59,29 @@ def import_cmd(
     src: Annotated[Path, typer.Argument(help="Source folder or file.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Recordings dataset to write.")],
     mapping: Annotated[Optional[Path], typer.Option(help="csv only: JSON/TOML column->channel mapping.")] = None,
+    include_extra: Annotated[bool, typer.Option(help="troika only: also import Extra_TrainingData (S04_T01).")] = True,
+    quest_offset_s: Annotated[Optional[float], typer.Option(
+        help="e4 only: seconds the E4 started before the RespiBAN (quest.csv time base); "
+             "default: estimated from the end of the E4 session.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the subject-level train/val/test split.")] = 0,
     json_: JsonOpt = False,
 ) -> None:
     """Import real recordings (E4/WESAD, TROIKA, Daphnet, smartwatch HAR, generic CSV)."""
     from edgefm.data.importers import import_dataset
-    from edgefm.data.store import info
-    path = import_dataset(fmt.value, src, out_dir, mapping=mapping)
-    i = info(path)
+    opts: dict = {"seed": seed}
+    if fmt == ImportFormat.troika:
+        opts["include_extra"] = include_extra
+    if fmt == ImportFormat.e4 and quest_offset_s is not None:
+        opts["quest_offset_s"] = quest_offset_s
+    path = import_dataset(fmt.value, src, out_dir, mapping=mapping, **opts)
+    i = _info(path)
     if json_:
         print_json(i)
     else:
-        out.print(f"wrote {path}: {i['subjects']} subjects, {i['hours']:.2f} h")
+        msg = f"wrote {path}: {i['subjects']} subjects, {i['recordings']} recordings, {i['hours']:.2f} h"
+        if "hr_reference_windows" in i:
+            msg += f", {i['hr_reference_windows']['total']} 8 s windows with an hr label"
+        out.print(msg)
 
 
 @app.command("window")
@@ -100,8 +112,7 @@ def info_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Subjects, hours, channels, rates, missing fraction and label counts."""
-    from edgefm.data.store import info
-    i = info(path)
+    i = _info(path)
     if json_:
         print_json(i)
         return
@@ -117,6 +128,30 @@ def info_cmd(
     for k in ("n_windows", "recordings", "parts"):
         if k in i:
             out.print(f"{k}: {i[k]}")
+    if "hours_per_subject" in i:
+        out.print("hours per subject: " + ", ".join(f"{k} {v:.2f}" for k, v in i["hours_per_subject"].items()))
+    if "hr_reference_windows" in i:
+        r = i["hr_reference_windows"]
+        out.print(f"hr label: {r['total']} windows of 8 s / 2 s have one "
+                  f"(over {len(r['per_recording'])} recordings)")
+
+
+def _info(path: Path) -> dict:
+    """store.info plus, for recordings with an ``hr`` label, the 8 s / 2 s windows it covers."""
+    from edgefm.data.store import info
+    i = info(path)
+    if i.get("kind") == "recordings":
+        from edgefm.data.store import open_manifest
+        per: dict[str, float] = {}
+        for e in open_manifest(path, "recordings")["recordings"]:
+            per[e["subject"]] = per.get(e["subject"], 0.0) + e["duration_s"] / 3600
+        i["hours_per_subject"] = {k: round(v, 3) for k, v in per.items()}
+    if i.get("kind") == "recordings" and "hr" in i.get("labels", {}):
+        from edgefm.data.importers import reference_window_counts
+        per = reference_window_counts(path, "hr")
+        i["hr_reference_windows"] = {"total": sum(per.values()), "per_recording": per,
+                                     "window_s": 8.0, "hop_s": 2.0}
+    return i
 
 
 @app.command("plot")

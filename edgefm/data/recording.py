@@ -128,10 +128,20 @@ class LabelTrack:
         if v.ndim != 1:
             raise ShapeError(f"label values must be 1-D, got {v.shape}", field=f"labels.{self.name}")
         if self.kind == "continuous":
+            if v.dtype.kind not in "fiub":
+                raise DataError(f"label values must be numbers, got {v.dtype}", field=f"labels.{self.name}")
             v = v.astype(np.float32)
             v[~np.isfinite(v)] = np.nan
         else:
-            v = v.astype(np.int16)
+            if v.dtype.kind == "f":  # NaN/inf = unknown; 1.5 is not a class code
+                v = np.where(np.isfinite(v), v, -1)
+                if (v != np.round(v)).any():
+                    raise DataError("categorical codes must be whole numbers", field=f"labels.{self.name}")
+            elif v.dtype.kind not in "iub":
+                raise DataError(f"categorical codes must be integers, got {v.dtype}", field=f"labels.{self.name}")
+            if v.size and v.max() > np.iinfo(np.int16).max:
+                raise DataError("categorical code beyond int16", field=f"labels.{self.name}")
+            v = np.maximum(v, -1).astype(np.int16)
             if len(self.classes) and (v >= len(self.classes)).any():
                 raise DataError("categorical code beyond the class list", field=f"labels.{self.name}")
             v[v < 0] = -1

@@ -343,9 +343,10 @@ class WindowDataset:
                 b = self._batch(x, m, meta, np.sort(sel) if not shuffle else sel, normalise)
                 if len(sel) < batch_size and not drop_last:
                     carry = b if carry is None else {k: np.concatenate([carry[k], b[k]]) for k in b}
-                    if len(carry["x"]) >= batch_size:
-                        yield carry
-                        carry = None
+                    if len(carry["x"]) >= batch_size:  # full batches only; keep the rest
+                        yield {k: v[:batch_size] for k, v in carry.items()}
+                        carry = {k: v[batch_size:] for k, v in carry.items()} \
+                            if len(carry["x"]) > batch_size else None
                     continue
                 if len(sel) == batch_size:
                     yield b
@@ -377,6 +378,11 @@ def info(path: str | Path) -> dict:
     """Summary of a dataset of either kind: subjects, hours, channels, rates, missing, labels."""
     path = Path(path)
     m = open_manifest(path)
+    if m.get("kind") == "cohort":  # a synthetic cohort: aggregate, with each part's own info
+        parts = {name: info(path / p.get("path", name)) for name, p in m.get("parts", {}).items()}
+        return {"path": str(path), "kind": "cohort", "subjects": len(m["subjects"]),
+                "subject_ids": m["subjects"], "hours": round(float(m["hours"]), 3),
+                "split": {k: len(v) for k, v in m["split"].items()}, "parts": parts}
     out = {"path": str(path), "kind": m["kind"], "subjects": len(m["subjects"]),
            "subject_ids": m["subjects"], "hours": round(float(m["hours"]), 3),
            "split": {k: len(v) for k, v in m["split"].items()}}

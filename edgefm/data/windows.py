@@ -40,6 +40,10 @@ class Preset:
     hop_s: float
     min_valid: float = 0.0
     derive: Callable[[Recording], Recording] | None = field(default=None, compare=False, repr=False)
+    #: a recording shorter than one window gives one window, padded at the end with *missing*
+    #: samples (mask False), kept if ``min_valid`` allows (e.g. a 2 h WESAD session in a 300 min
+    #: lsm-minutely window); recordings at least one window long are never padded.
+    pad_short: bool = False
 
     def __post_init__(self):
         if self.window_s <= 0 or self.hop_s <= 0:
@@ -87,7 +91,7 @@ WRIST_RAW = Preset(
 
 LSM_MINUTELY = Preset(
     name="lsm-minutely", channels=LSM_SIGNALS, fs_hz=MINUTE_HZ,
-    window_s=300 * 60.0, hop_s=60 * 60.0, min_valid=0.2, derive=_derive_minutely)
+    window_s=300 * 60.0, hop_s=60 * 60.0, min_valid=0.2, derive=_derive_minutely, pad_short=True)
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (WRIST_RAW, LSM_MINUTELY)}
 
@@ -184,7 +188,9 @@ def resample_stream(s: Stream, fs_out: float) -> Stream:
         d = np.interp(np.arange(s.n), idx, d[idx])
     y = sps.resample_poly(d, up, down, padtype="line")[:n_out]
     # validity: an output sample is valid only if all inputs within the filter's half-width are
-    half = max(1, int(np.ceil(down / up)) * 2)
+    # resample_poly's default FIR has 2*10*max(up, down)+1 taps at the upsampled rate, so an
+    # output sample depends on inputs within 10*max(up, down)/up samples of it
+    half = max(1, int(np.ceil(10 * max(up, down) / up)))
     bad = (~v).astype(np.float64)
     if bad.any():
         k = np.ones(2 * half + 1)
@@ -223,7 +229,8 @@ def window_recording(rec: Recording, preset: Preset | str) -> Windows:
     if preset.derive is not None:
         rec = preset.derive(rec)
     fs, W, H = preset.fs_hz, preset.window, preset.hop
-    n = int(np.floor(rec.duration_s * fs + 1e-6))
+    n_rec = int(np.floor(rec.duration_s * fs + 1e-6))
+    n = W if (preset.pad_short and 0 < n_rec < W) else n_rec  # padding is missing (M False)
     C = len(preset.channels)
     X = np.zeros((C, n), np.float32)
     M = np.zeros((C, n), bool)
