@@ -119,15 +119,22 @@ def info_cmd(
     from rich.table import Table
     out.print(f"[bold]{path}[/bold]  kind={i['kind']}  subjects={i['subjects']}  hours={i['hours']:.2f}  "
               f"split={i.get('split')}")
-    t = Table("channel", "modality", "unit", "fs_hz", "missing")
-    for n, c in i.get("channels", {}).items():
-        t.add_row(n, c["modality"], c["unit"], f"{c['fs_hz']:g}", f"{i['missing_fraction'].get(n, 0):.1%}")
-    out.print(t)
+    if i.get("channels"):
+        t = Table("channel", "modality", "unit", "fs_hz", "missing")
+        for n, c in i["channels"].items():
+            t.add_row(n, c["modality"], c["unit"], f"{c['fs_hz']:g}", f"{i['missing_fraction'].get(n, 0):.1%}")
+        out.print(t)
     for n, c in i.get("labels", {}).items():
         out.print(f"label {n}: {c}")
-    for k in ("n_windows", "recordings", "parts"):
+    for k in ("n_windows", "recordings"):
         if k in i:
             out.print(f"{k}: {i[k]}")
+    for name, p in i.get("parts", {}).items():
+        extra = f"{p['n_windows']} windows ({p.get('preset')})" if p["kind"] == "windows" \
+            else f"{p.get('recordings', 0)} recordings"
+        chans = ", ".join(f"{n}@{c['fs_hz']:g}Hz" for n, c in list(p.get("channels", {}).items())[:8])
+        out.print(f"part [bold]{name}[/bold]: {p['kind']}, {p['subjects']} subjects, {p['hours']:.2f} h, "
+                  f"{extra}; channels {chans}{' ...' if len(p.get('channels', {})) > 8 else ''}")
     if "hours_per_subject" in i:
         out.print("hours per subject: " + ", ".join(f"{k} {v:.2f}" for k, v in i["hours_per_subject"].items()))
     if "hr_reference_windows" in i:

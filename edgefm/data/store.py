@@ -75,7 +75,10 @@ def write_recordings(recs: Iterable[Recording], out: str | Path, *, provenance: 
         entries, subjects = [], []
         for rec in recs:
             rd = tmp / "recordings" / _safe(rec.id)
-            rd.mkdir(parents=True, exist_ok=False)
+            if rd.exists():
+                raise DataError(f"two recordings share the id {rec.id!r}", path=out, field="id",
+                                hint="give each recording a unique id")
+            rd.mkdir(parents=True)
             streams = {}
             for name, s in rec.streams.items():
                 np.save(rd / f"{name}.npy", s.data)
