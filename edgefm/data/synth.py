@@ -937,11 +937,17 @@ def _segment_starts(lat: _Latent, n_seg: int, seg_s: int) -> list[int]:
     for k in range(n_seg):
         c = order[k % len(order)] if order else SEDENTARY
         cand = np.flatnonzero((lat.code == c) & ok)
+        free = lambda s: all(abs(s - o) >= seg_s for o in starts)
         for _ in range(30):
             t = int(r.choice(cand)) if len(cand) else int(r.integers(0, hi + 1))
             s = int(np.clip(t - seg_s // 2, 0, hi))
-            if all(abs(s - o) >= seg_s for o in starts):
+            if free(s):
                 break
+        else:  # rare class crowded out: take the first free slot of the day, or skip
+            slots = [s for s in range(0, hi + 1, seg_s) if free(s) and ok[s:s + seg_s].any()]
+            if not slots:
+                continue
+            s = slots[int(r.integers(0, len(slots)))]
         starts.append(s)
     return sorted(starts)
 

@@ -1,0 +1,54 @@
+"""Accounting shared by the students: parameters and multiply-accumulates per window.
+
+MACs are counted by running one window through the model with forward hooks on the layers
+that do the arithmetic (``Conv2d``, ``Linear``) plus the two matmuls of attention, which a
+student records itself. BatchNorm is not counted: it folds into the preceding conv at export.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_macs(model: nn.Module, example: torch.Tensor, fn=None) -> int:
+    """MACs of ``fn(example)`` (default ``model(example)``) for ONE window (batch of 1).
+
+    Conv2d: out_elems * (in_ch / groups) * kh * kw; Linear: out_elems * in_features.
+    Modules may add extra MACs (e.g. attention matmuls) by setting ``self._extra_macs``
+    during forward.
+    """
+    if example.shape[0] != 1:
+        example = example[:1]
+    total = [0]
+
+    def conv_hook(m: nn.Conv2d, inp, out):
+        kh, kw = m.kernel_size
+        total[0] += out.numel() * (m.in_channels // m.groups) * kh * kw
+
+    def lin_hook(m: nn.Linear, inp, out):
+        total[0] += out.numel() * m.in_features
+
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(lin_hook))
+        if hasattr(m, "_extra_macs"):
+            m._extra_macs = 0
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            (fn or model)(example)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+    extra = sum(getattr(m, "_extra_macs", 0) for m in model.modules())
+    return int(total[0] + extra)
