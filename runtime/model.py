@@ -1,0 +1,460 @@
+"""``runtime.load(path) -> Model``: one model interface over four real runtimes.
+
+Backends and the files they take:
+
+==============  ====================================================================
+``executorch``  ``.pte`` (ExecuTorch program, XNNPACK-delegated or portable)
+``litert``      ``.tflite`` (LiteRT interpreter)
+``onnx``        ``.onnx`` (ONNX Runtime, CPU execution provider, one thread)
+``tflm``        ``.tflite`` with ``backend="tflm"``, or the C array source
+                (``model_data.cc``) whose bytes are parsed back out of the array
+==============  ====================================================================
+
+Everything is driven by the artifact's manifest (``NAME.manifest.json``, docs/DESIGN.md):
+the sha256 is verified first (:class:`~edgefm.errors.IntegrityError` naming the file), then
+``input_spec`` (channels, ``fs_hz``, ``window``, ``normalisation``) and ``quantization``
+(int8 input/output ``scale``/``zero_point``) define what :meth:`Model.predict` does:
+
+    x_raw (B, C, T) in sensor units at fs_hz
+      -> (x - mean) / std                       (per channel, from the manifest)
+      -> q = clip(round(x / scale) + zp)        (int8/uint8 inputs only)
+      -> backend call, one batch at a time when the artifact has a fixed batch of 1
+      -> y = (q_out - zp_out) * scale_out       (int8/uint8 outputs only)
+    -> (B, D) float32 in ``output_spec.unit``
+
+Runners come from ``edgefm.adapters.<backend>.load_runner`` when that adapter exists (the
+export module owns how each library is driven); otherwise a minimal built-in runner over
+the same library is used, so the runtime never depends on import order between modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgefm.errors import ConfigError, InputSpecError, ManifestError
+from edgefm.manifest import read_artifact_manifest
+
+BACKENDS = ("executorch", "litert", "onnx", "tflm")
+_SUFFIX_BACKEND = {".pte": "executorch", ".tflite": "litert", ".onnx": "onnx",
+                   ".cc": "tflm", ".c": "tflm", ".h": "tflm"}
+
+
+# ---------------------------------------------------------------- runners
+
+@dataclass(frozen=True)
+class TensorDetails:
+    """What a runner says about one input or output tensor (as stored in the model file)."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]          # -1 for a dynamic dimension
+    scale: float = 0.0              # 0.0 = not quantized
+    zero_point: int = 0
+
+
+class Runner(Protocol):
+    """The adapter contract: ``run`` takes and returns arrays in the model's raw dtype."""
+
+    input_details: list
+    output_details: list
+
+    def run(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def _np_dtype(d) -> np.dtype:
+    return np.dtype(d)
+
+
+def _details(d: Any) -> TensorDetails:
+    """Normalise an adapter's detail record (dataclass, dict or TensorDetails)."""
+    if isinstance(d, TensorDetails):
+        return d
+    get = (lambda k, default=None: d.get(k, default)) if isinstance(d, dict) else \
+          (lambda k, default=None: getattr(d, k, default))
+    shape = tuple(int(s) if s is not None and not isinstance(s, str) else -1 for s in get("shape", ()))
+    return TensorDetails(name=str(get("name", "")), dtype=_np_dtype(get("dtype", np.float32)),
+                         shape=shape, scale=float(get("scale", 0.0) or 0.0),
+                         zero_point=int(get("zero_point", 0) or 0))
+
+
+class _OnnxRunner:
+    def __init__(self, model: bytes | str):
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        self._s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        ti = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+              "tensor(double)": np.float64, "tensor(int32)": np.int32}
+
+        def det(v):
+            shape = tuple(s if isinstance(s, int) else -1 for s in v.shape)
+            return TensorDetails(v.name, np.dtype(ti.get(v.type, np.float32)), shape)
+        self.input_details = [det(v) for v in self._s.get_inputs()]
+        self.output_details = [det(v) for v in self._s.get_outputs()]
+        self._in = self.input_details[0].name
+        self._out = [self.output_details[0].name]
+
+    def run(self, x):
+        return self._s.run(self._out, {self._in: x})[0]
+
+
+def _tfl_details(d: dict, name: str = "") -> TensorDetails:
+    qp = d.get("quantization_parameters", {})
+    sc, zp = qp.get("scales", np.zeros(0)), qp.get("zero_points", np.zeros(0))
+    scale = float(sc[0]) if len(sc) else 0.0
+    zero = int(zp[0]) if len(zp) else 0
+    return TensorDetails(d.get("name", name), np.dtype(d["dtype"]),
+                         tuple(int(s) for s in d["shape"]), scale, zero)
+
+
+class _LiteRTRunner:
+    def __init__(self, model: bytes):
+        from ai_edge_litert.interpreter import Interpreter
+        self._it = Interpreter(model_content=model, num_threads=1)
+        self._it.allocate_tensors()
+        i, o = self._it.get_input_details()[0], self._it.get_output_details()[0]
+        self._ii, self._oi = i["index"], o["index"]
+        self.input_details = [_tfl_details(i)]
+        self.output_details = [_tfl_details(o)]
+
+    def run(self, x):
+        self._it.set_tensor(self._ii, x)
+        self._it.invoke()
+        return self._it.get_tensor(self._oi).copy()
+
+
+class _TFLMRunner:
+    def __init__(self, model: bytes, arena_bytes: int | None = None):
+        from tflite_micro.python.tflite_micro import runtime as tflm
+        self._it = tflm.Interpreter.from_bytes(bytes(model), arena_size=arena_bytes)
+        self.input_details = [_tfl_details(self._it.get_input_details(0), "input")]
+        self.output_details = [_tfl_details(self._it.get_output_details(0), "output")]
+
+    def run(self, x):
+        self._it.set_input(x, 0)
+        self._it.invoke()
+        return np.array(self._it.get_output(0), copy=True)
+
+
+_ET_DTYPES = {0: np.uint8, 1: np.int8, 3: np.int32, 4: np.int64, 6: np.float32, 7: np.float64}
+
+
+class _ExecuTorchRunner:
+    def __init__(self, model: bytes):
+        import torch
+        from executorch.runtime import Runtime
+        self._torch = torch
+        self._prog = Runtime.get().load_program(bytes(model))
+        self._m = self._prog.load_method("forward")
+        md = self._m.metadata
+
+        def det(tm, name):
+            code = int(tm.dtype()) if not isinstance(tm.dtype(), int) else tm.dtype()
+            return TensorDetails(name, np.dtype(_ET_DTYPES.get(code, np.float32)), tuple(tm.sizes()))
+        self.input_details = [det(md.input_tensor_meta(0), "input")]
+        self.output_details = [det(md.output_tensor_meta(0), "output")]
+
+    def run(self, x):
+        return self._m.execute([self._torch.from_numpy(x)])[0].numpy()
+
+
+_BUILTIN = {"onnx": _OnnxRunner, "litert": _LiteRTRunner, "tflm": _TFLMRunner,
+            "executorch": _ExecuTorchRunner}
+
+
+def load_runner(backend: str, model: bytes, *, arena_bytes: int | None = None) -> Runner:
+    """A runner for ``model`` bytes: the export adapter's if it exists, else the built-in one."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}", field="backend",
+                          hint=f"choose one of {', '.join(BACKENDS)}")
+    try:
+        adapter = importlib.import_module(f"edgefm.adapters.{backend}")
+        fn = getattr(adapter, "load_runner", None)
+    except ImportError:
+        fn = None
+    if fn is not None:
+        return fn(model, arena_bytes=arena_bytes) if backend == "tflm" else fn(model)
+    if backend == "tflm":
+        return _TFLMRunner(model, arena_bytes)
+    return _BUILTIN[backend](model)
+
+
+_C_BYTE = re.compile(rb"0x([0-9a-fA-F]{2})")
+
+
+def c_array_bytes(src: bytes, path: str | Path = "") -> bytes:
+    """The model bytes held in a TFLite Micro C array source (``const unsigned char x[] = {0x..}``)."""
+    start = src.find(b"{")
+    end = src.find(b"}", start)
+    if start < 0 or end < 0:
+        raise ManifestError("no byte array found in C source", path=path,
+                            hint="pass the model_data.cc written by `edgefm export --format tflm`")
+    data = bytes(int(h, 16) for h in _C_BYTE.findall(src[start:end]))
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ManifestError("C array does not hold a TFLite flatbuffer (no 'TFL3' identifier)", path=path)
+    return data
+
+
+# ---------------------------------------------------------------- input spec
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The model side of an artifact: ``channels`` in order, ``fs_hz``, ``window``/``hop``
+    samples, per-channel ``mean``/``std`` (raw units) that :meth:`Model.predict` applies."""
+
+    channels: tuple[str, ...]
+    fs_hz: float
+    window: int
+    hop: int
+    mean: np.ndarray = field(repr=False)
+    std: np.ndarray = field(repr=False)
+    preset: str = ""
+
+    @property
+    def window_s(self) -> float:
+        return self.window / self.fs_hz
+
+    @property
+    def hop_s(self) -> float:
+        return self.hop / self.fs_hz
+
+    @classmethod
+    def from_manifest(cls, m: dict, path: str | Path = "") -> "InputSpec":
+        spec = m.get("input_spec")
+        if not isinstance(spec, dict):
+            raise ManifestError("manifest has no input_spec", path=path, field="input_spec")
+        try:
+            chans = tuple(c["name"] if isinstance(c, dict) else str(c) for c in spec["channels"])
+            fs = float(spec["fs_hz"])
+            window = int(spec["window"]) if "window" in spec else int(round(float(spec["window_s"]) * fs))
+            hop = int(spec["hop"]) if "hop" in spec else int(round(float(spec["hop_s"]) * fs))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ManifestError(f"input_spec is incomplete ({e})", path=path, field="input_spec") from e
+        norm = spec.get("normalisation") or {}
+        C = len(chans)
+        mean = np.asarray(norm.get("mean", np.zeros(C)), np.float32).reshape(-1)
+        std = np.asarray(norm.get("std", np.ones(C)), np.float32).reshape(-1)
+        if mean.shape != (C,) or std.shape != (C,) or not (np.isfinite(std).all() and (std > 0).all()) \
+                or not np.isfinite(mean).all():
+            raise ManifestError(f"normalisation must give a finite mean and positive std for each of "
+                                f"{C} channels", path=path, field="input_spec.normalisation")
+        if window <= 0 or hop <= 0 or fs <= 0:
+            raise ManifestError("window, hop and fs_hz must be positive", path=path, field="input_spec")
+        return cls(chans, fs, window, hop, mean, std, str(spec.get("preset", "")))
+
+
+def _quant_params(m: dict, which: str) -> tuple[float, int] | None:
+    """(scale, zero_point) of the artifact's ``input``/``output`` from its manifest, if quantized."""
+    q = m.get("quantization") or {}
+    for d in (q.get(which), q.get(f"{which}s"), q):
+        if isinstance(d, list) and d:
+            d = d[0]
+        if isinstance(d, dict):
+            s = d.get(f"{which}_scale", d.get("scale"))
+            z = d.get(f"{which}_zero_point", d.get("zero_point"))
+            if s is not None:
+                return float(s[0] if isinstance(s, list) else s), int(z[0] if isinstance(z, list) else (z or 0))
+    return None
+
+
+# ---------------------------------------------------------------- the model
+
+class Model:
+    """A loaded artifact. ``predict(x)`` maps raw-unit windows ``(B, C, T)`` to ``(B, D)``.
+
+    Attributes: ``path``, ``backend``, ``manifest``, ``spec`` (:class:`InputSpec`),
+    ``runner`` (the bare backend runner), ``in_details``/``out_details``
+    (:class:`TensorDetails` of the model file, with the scale/zero point actually used).
+    """
+
+    def __init__(self, path: Path, backend: str, manifest: dict, runner: Runner):
+        self.path, self.backend, self.manifest, self.runner = path, backend, manifest, runner
+        self.spec = InputSpec.from_manifest(manifest, path)
+        self.in_details = _details(runner.input_details[0])
+        self.out_details = _details(runner.output_details[0])
+        self.in_details = self._check_quant(self.in_details, "input")
+        self.out_details = self._check_quant(self.out_details, "output")
+        shp = self.in_details.shape
+        C, T = len(self.spec.channels), self.spec.window
+        if len(shp) != 3 or (shp[1] not in (-1, C)) or (shp[2] not in (-1, T)):
+            raise ManifestError(f"model input shape {shp} does not match the manifest's input_spec "
+                                f"(B, {C}, {T})", path=path, field="input_spec")
+        self._fixed_batch = shp[0] if shp[0] > 0 else None
+        self._ct = (C, T)
+        self._in_dtype = self.in_details.dtype
+        self._qin = self._in_dtype.kind in "iu"
+        self._qout = self.out_details.dtype.kind in "iu"
+        # fold normalisation and input quantization into one affine map: q = x * a + b
+        s = self.in_details.scale if self._qin else 1.0
+        self._a = (1.0 / (self.spec.std * s)).astype(np.float32)[None, :, None]
+        self._b = (-self.spec.mean / (self.spec.std * s)
+                   + (self.in_details.zero_point if self._qin else 0.0)).astype(np.float32)[None, :, None]
+        self._A = np.ascontiguousarray(np.broadcast_to(self._a, (1, C, T)))
+        self._B = np.ascontiguousarray(np.broadcast_to(self._b, (1, C, T)))
+        if self._qin:
+            info = np.iinfo(self._in_dtype)
+            self._qlo, self._qhi = info.min, info.max
+        out = manifest.get("output_spec") or {}
+        self.output_name = str(out.get("name", "output"))
+        self.output_unit = str(out.get("unit", ""))
+
+    def _check_quant(self, d: TensorDetails, which: str) -> TensorDetails:
+        if d.dtype.kind not in "iu":
+            return d
+        mq = _quant_params(self.manifest, which)
+        if mq is None and d.scale <= 0:
+            raise ManifestError(f"{which} is {d.dtype} but neither the manifest nor the model gives "
+                                f"its scale/zero_point", path=self.path, field=f"quantization.{which}")
+        if mq is not None:
+            if d.scale > 0 and (abs(mq[0] - d.scale) > 1e-6 * abs(d.scale) or mq[1] != d.zero_point):
+                raise ManifestError(f"manifest {which} scale/zero_point {mq} differ from the model's "
+                                    f"({d.scale}, {d.zero_point})", path=self.path,
+                                    field=f"quantization.{which}", hint="re-export the artifact")
+            d = TensorDetails(d.name, d.dtype, d.shape, mq[0], mq[1])
+        return d
+
+    # -- API
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.spec.channels
+
+    @property
+    def fs_hz(self) -> float:
+        return self.spec.fs_hz
+
+    @property
+    def quantized(self) -> bool:
+        return self._qin or self._qout
+
+    @property
+    def output_step(self) -> float:
+        """One quantization step of the output in its unit (0.0 for a float output)."""
+        return self.out_details.scale if self._qout else 0.0
+
+    def check_input(self, x: np.ndarray, fs_hz: float | None = None,
+                    channels: tuple[str, ...] | list[str] | None = None) -> np.ndarray:
+        """Validate ``x: (B, C, T)`` (or ``(C, T)``) against the input spec; returns float32 (B, C, T).
+
+        Shape, rate and channels are checked here; non-finite values are caught in
+        :meth:`prepare` (one reduction over the normalised input instead of a second pass).
+        """
+        if fs_hz is not None and abs(float(fs_hz) - self.spec.fs_hz) > 1e-6:
+            raise InputSpecError(f"input is at {fs_hz} Hz, the model expects {self.spec.fs_hz} Hz",
+                                 path=self.path, field="fs_hz",
+                                 hint="resample to the model's rate first (runtime.stream does not resample)")
+        if channels is not None and tuple(channels) != self.spec.channels:
+            raise InputSpecError(f"channels {tuple(channels)} differ from the model's {self.spec.channels}",
+                                 path=self.path, field="channels")
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        if x.ndim == 2:
+            x = x[None]
+        if x.shape[1:] != self._ct or x.ndim != 3:
+            C, T = self._ct
+            raise InputSpecError(f"input shape {tuple(np.shape(x))}, expected (B, {C}, {T}) "
+                                 f"= (batch, {'/'.join(self.spec.channels)}, {self.spec.window_s:g} s "
+                                 f"at {self.spec.fs_hz:g} Hz)", path=self.path, field="input.shape")
+        if x.dtype != np.float32:
+            if not np.issubdtype(x.dtype, np.number):
+                raise InputSpecError(f"input dtype {x.dtype} is not numeric", path=self.path, field="input.dtype")
+            x = x.astype(np.float32)
+        return x
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """Raw-unit ``(B, C, T)`` float32 -> the backend's input (normalised, quantized if int8).
+
+        Raises InputSpecError when ``x`` holds NaN or infinite values.
+        """
+        z = np.multiply(x, self._A)         # full (1, C, T) operands: no per-channel broadcast cost
+        np.add(z, self._B, out=z)
+        if not math.isfinite(float(np.vdot(z, z))):   # NaN/inf anywhere, in one BLAS reduction
+            raise InputSpecError("input holds NaN or infinite values", path=self.path, field="input",
+                                 hint="mark missing samples in the mask and skip the window (runtime.stream does)")
+        if self._qin:
+            np.rint(z, out=z)
+            np.clip(z, self._qlo, self._qhi, out=z)
+            return z.astype(self._in_dtype)
+        return z
+
+    def finish(self, y: np.ndarray) -> np.ndarray:
+        """Backend output -> ``(B, D)`` float32 in the output's unit (dequantized)."""
+        if self._qout:
+            y = (y.astype(np.float32) - self.out_details.zero_point) * np.float32(self.out_details.scale)
+        y = y.reshape(y.shape[0], -1)
+        return y if y.dtype == np.float32 else y.astype(np.float32)
+
+    def predict(self, x: np.ndarray, fs_hz: float | None = None,
+                channels: tuple[str, ...] | list[str] | None = None) -> np.ndarray:
+        """``x: (B, C, T)`` raw units at ``fs_hz`` -> ``(B, D)`` float32 in ``output_unit``."""
+        return self._predict(self.check_input(x, fs_hz, channels))
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        q = self.prepare(x)
+        fb = self._fixed_batch
+        if fb is None or fb == q.shape[0]:
+            return self.finish(self.runner.run(q))
+        if fb != 1:
+            raise InputSpecError(f"artifact has a fixed batch of {fb}, got {q.shape[0]}",
+                                 path=self.path, field="input.shape")
+        run, fin = self.runner.run, self.finish
+        return np.concatenate([fin(run(q[i:i + 1])) for i in range(q.shape[0])])
+
+    __call__ = predict
+
+    def __repr__(self) -> str:
+        return (f"Model({self.path.name}, backend={self.backend}, channels={self.spec.channels}, "
+                f"fs_hz={self.spec.fs_hz:g}, window={self.spec.window}, input={self.in_details.dtype})")
+
+
+def load(path: str | Path, backend: str | None = None, *, verify: bool = True) -> Model:
+    """Load an exported artifact and its manifest into a :class:`Model`.
+
+    Args:
+        path: ``.pte``, ``.tflite``, ``.onnx``, or a TFLite Micro C array source (``.cc``).
+        backend: override the backend chosen by suffix; ``"tflm"`` runs a ``.tflite`` in the
+            TFLite Micro interpreter.
+        verify: check the file's sha256 against its manifest (refuse on mismatch).
+
+    Raises:
+        IntegrityError: the file's sha256 differs from its manifest (names the file).
+        ManifestError: no/invalid manifest, or the model disagrees with it.
+        ConfigError: unknown backend or a suffix no backend takes.
+    """
+    path = Path(path)
+    manifest = read_artifact_manifest(path, verify=verify)
+    if backend is None:
+        backend = _SUFFIX_BACKEND.get(path.suffix.lower())
+        if backend is None:
+            raise ConfigError(f"cannot tell the backend from suffix {path.suffix!r}", path=path,
+                              hint=f"pass backend= one of {', '.join(BACKENDS)}")
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}", path=path, field="backend",
+                          hint=f"choose one of {', '.join(BACKENDS)}")
+    data = path.read_bytes()
+    if path.suffix.lower() in (".cc", ".c", ".h"):
+        if backend != "tflm":
+            raise ConfigError("a C array source runs only in TFLite Micro", path=path, hint="use backend='tflm'")
+        data = c_array_bytes(data, path)
+    ok = {"executorch": (".pte",), "onnx": (".onnx",), "litert": (".tflite",),
+          "tflm": (".tflite", ".cc", ".c", ".h")}[backend]
+    if path.suffix.lower() not in ok:
+        raise ConfigError(f"backend {backend!r} does not take {path.suffix} files", path=path,
+                          field="backend", hint=f"it takes {', '.join(ok)}")
+    try:
+        runner = load_runner(backend, data, arena_bytes=manifest.get("arena_bytes"))
+    except Exception as e:  # the library's own error: a file that passed sha256 but will not load
+        from edgefm.errors import EdgefmError
+        if isinstance(e, EdgefmError):
+            raise
+        raise ManifestError(f"{backend} could not load the artifact ({type(e).__name__}: {e})",
+                            path=path, hint="re-export it; check versions in its manifest") from e
+    return Model(path, backend, manifest, runner)
