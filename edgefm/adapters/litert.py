@@ -1,0 +1,205 @@
+"""LiteRT adapter: litert-torch conversion (fp32 and PT2E full-int8 ``.tflite``), int8 model I/O,
+op listing, and running with the LiteRT interpreter (``ai_edge_litert``; ``tflite_runtime`` only
+if that is absent).
+
+Runner contract (see :mod:`edgefm.adapters`): ``load_runner(path_or_bytes) -> Runner`` with
+``run(x: np.ndarray) -> np.ndarray`` in the model's raw dtypes (int8 in and out for the
+full-integer models built here) and ``input_details`` / ``output_details`` carrying
+``(scale, zero_point)`` for quantized tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgefm.adapters import TensorDetails, read_model_bytes
+from edgefm.errors import ExportError
+
+LIBRARY = "litert-torch"
+_TFLITE_INT8 = 9   # tflite::TensorType_INT8
+
+
+# ------------------------------------------------------------------ quantizer
+
+def quantizer(per_channel: bool = True, qat: bool = False):
+    """litert-torch's own PT2E quantizer (symmetric int8), extended to a few int8-capable ops it
+    leaves unannotated (mean over time, 1-D average pooling, ReLU6/hardtanh, standalone ReLU),
+    so the whole graph becomes integer and TFLite Micro can run it."""
+    from litert_torch.quantize import pt2e_quantizer as pq
+
+    class _FullIntegerPT2EQuantizer(pq.PT2EQuantizer):
+        # litert-torch 0.10's conv+bn QAT annotators trace patterns with an API torchao 0.18 no
+        # longer accepts; plain conv annotation + torchao's own QAT conv-bn folding covers them
+        STATIC_QAT_ONLY_OPS = []
+
+        def annotate(self, model):
+            model = super().annotate(model)
+            _annotate_passthrough(model, self.global_config)
+            return model
+
+    return _FullIntegerPT2EQuantizer().set_global(
+        pq.get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat))
+
+
+_PASSTHROUGH = {"aten.mean.dim", "aten.adaptive_avg_pool1d.default", "aten.avg_pool1d.default",
+                "aten.avg_pool2d.default", "aten.hardtanh.default", "aten.relu.default",
+                "aten.relu6.default", "aten.clamp.default"}
+
+
+def _annotate_passthrough(gm: torch.fx.GraphModule, config) -> None:
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+    act = config.input_activation
+    for n in gm.graph.nodes:
+        if n.op != "call_function" or str(n.target) not in _PASSTHROUGH:
+            continue
+        ann = n.meta.get("quantization_annotation")
+        if ann is not None and getattr(ann, "_annotated", False):
+            continue
+        src = n.args[0]
+        n.meta["quantization_annotation"] = QuantizationAnnotation(
+            input_qspec_map={src: act}, output_qspec=config.output_activation, _annotated=True)
+
+
+# ------------------------------------------------------------------ conversion
+
+def convert(model: torch.nn.Module, example: tuple[torch.Tensor, ...], pt2e_quantizer=None) -> bytes:
+    """``.tflite`` bytes of ``model`` (eager fp32, or a PT2E-converted GraphModule with the
+    ``pt2e_quantizer`` that made it)."""
+    import litert_torch
+    from litert_torch.quantize import quant_config as qc
+    kw = {}
+    if pt2e_quantizer is not None:
+        kw["quant_config"] = qc.QuantConfig(pt2e_quantizer=pt2e_quantizer)
+    try:
+        with _quiet():
+            if not isinstance(model, torch.fx.GraphModule):
+                model = model.eval()       # PT2E graphs refuse .eval(); they are already in eval
+            edge = litert_torch.convert(model, tuple(example), **kw)
+            with tempfile.TemporaryDirectory() as d:
+                p = Path(d) / "m.tflite"
+                edge.export(str(p))
+                return p.read_bytes()
+    except Exception as e:
+        msg = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise ExportError(f"litert-torch conversion failed: {msg}",
+                          hint="run `edgefm export --check-only` to list unsupported ops") from e
+
+
+def int8_io(model: bytes) -> bytes:
+    """Make a quantized model's float input/output int8 by removing the boundary QUANTIZE /
+    DEQUANTIZE ops (LiteRT's ``modify_model_interface``, what TFLite's converter does for
+    ``inference_input_type=int8``)."""
+    from ai_edge_litert import _pywrap_modify_model_interface as mmi
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d) / "in.tflite", Path(d) / "out.tflite"
+        src.write_bytes(model)
+        rc = mmi.modify_model_interface(str(src), str(dst), _TFLITE_INT8, _TFLITE_INT8)
+        if rc != 0 or not dst.exists():
+            raise ExportError("could not give the model int8 input and output",
+                              hint="the first and last ops must be quantized; see the SQNR report")
+        out = dst.read_bytes()
+    r = LiteRTRunner(out)
+    if r.input_details[0].dtype != np.int8 or r.output_details[0].dtype != np.int8:
+        raise ExportError(
+            f"model I/O is {r.input_details[0].dtype}/{r.output_details[0].dtype} after conversion, not int8",
+            hint="the model's first or last op was left in float by the quantizer")
+    return out
+
+
+def strip_names(model: bytes) -> bytes:
+    """Shorten internal tensor names (litert-torch writes each tensor's full module stack,
+    often more bytes than the int8 weights) to ``t<index>``; graph inputs/outputs and signatures
+    keep theirs. Numerics are untouched; flash use on an MCU drops by about half."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+    m = s.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    for sg in m.subgraphs:
+        keep = set(int(i) for i in list(sg.inputs) + list(sg.outputs))
+        for k, t in enumerate(sg.tensors):
+            if k not in keep:
+                t.name = f"t{k}".encode()
+    b = flatbuffers.Builder(len(model))
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def list_ops(model: bytes) -> list[str]:
+    """Builtin op names of a ``.tflite`` model, in execution order (e.g. ``CONV_2D``)."""
+    from ai_edge_litert import schema_py_generated as s
+    m = s.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
+    out = []
+    for sg in m.subgraphs:
+        for op in sg.operators:
+            oc = m.operatorCodes[op.opcodeIndex]
+            code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
+            name = names.get(code, str(code))
+            if name == "CUSTOM":
+                name = f"CUSTOM:{(oc.customCode or b'').decode(errors='replace') if isinstance(oc.customCode, bytes) else oc.customCode}"
+            out.append(name)
+    return out
+
+
+@contextlib.contextmanager
+def _quiet():
+    """litert-torch prints progress bars on stdout; keep stdout for results."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        yield
+
+
+# ------------------------------------------------------------------ runner
+
+def _details(d: dict) -> TensorDetails:
+    qp = d.get("quantization_parameters", {})
+    sc, zp = qp.get("scales", np.zeros(0)), qp.get("zero_points", np.zeros(0))
+    return TensorDetails(str(d.get("name", "")), np.dtype(d["dtype"]),
+                         tuple(int(s) for s in d["shape"]),
+                         float(sc[0]) if len(sc) else 0.0, int(zp[0]) if len(zp) else 0)
+
+
+def _interpreter_cls():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - fallback only where ai-edge-litert is absent
+        from tflite_runtime.interpreter import Interpreter
+    return Interpreter
+
+
+class LiteRTRunner:
+    """Runs a ``.tflite`` model with the LiteRT interpreter (one thread)."""
+
+    def __init__(self, model: bytes, xnnpack: bool = True):
+        """xnnpack=False runs LiteRT's builtin kernels only (bit-exact with TFLite Micro's
+        reference kernels; XNNPACK's int8 kernels may round differently by one step)."""
+        kw = {}
+        if not xnnpack:
+            from ai_edge_litert.interpreter import OpResolverType
+            kw["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            self._it = _interpreter_cls()(model_content=model, num_threads=1, **kw)
+            self._it.allocate_tensors()
+        except Exception as e:
+            raise ExportError(f"LiteRT could not load the model: {str(e).splitlines()[0]}",
+                              hint="re-export the .tflite") from e
+        i, o = self._it.get_input_details()[0], self._it.get_output_details()[0]
+        self._ii, self._oi = i["index"], o["index"]
+        self.input_details = [_details(i)]
+        self.output_details = [_details(o)]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """x: raw input (shape and dtype of ``input_details[0]``) -> raw output."""
+        self._it.set_tensor(self._ii, np.ascontiguousarray(x, dtype=self.input_details[0].dtype))
+        self._it.invoke()
+        return self._it.get_tensor(self._oi).copy()
+
+
+def load_runner(path_or_bytes: str | Path | bytes) -> LiteRTRunner:
+    return LiteRTRunner(read_model_bytes(path_or_bytes))

@@ -1,0 +1,85 @@
+"""int8 PTQ through each backend's quantizer, per-layer SQNR, keep-float, QAT, INC tuning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgefm.errors import ConfigError, DataError
+from quantize.ptq import QuantConfig, quantize_
+from quantize.sqnr import sqnr_db
+from quantize.testing import TinyHR, fit, toy_hr_data
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    x, y = toy_hr_data(160, t=64, seed=4)
+    return fit(TinyHR(width=8, blocks=1), x[:96], y[:96], epochs=20), x, y
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError):
+        QuantConfig(backend="tensorrt", calibration=np.zeros((1, 3, 8), np.float32))
+    with pytest.raises(ConfigError):
+        QuantConfig(backend="pte")
+    with pytest.raises(DataError):
+        QuantConfig(backend="pte", calibration=np.full((2, 3, 8), np.nan, np.float32))
+    with pytest.raises(DataError):
+        QuantConfig(backend="pte", calibration=np.zeros((3, 8), np.float32))
+    assert QuantConfig(backend="litert", calibration=np.zeros((1, 3, 8))).backend == "tflite"
+
+
+@pytest.mark.parametrize("backend", ["pte", "tflite"])
+def test_pt2e_quantize_layer_report(trained, backend):
+    m, x, _ = trained
+    qm = quantize_(m, QuantConfig(backend=backend, calibration=x[:48].numpy()))
+    layers = [r["layer"] for r in qm.layer_sqnr]
+    assert "stem.0" in layers and "head" in layers
+    # the simulated int8 model is close to float, and the reported output SQNR is the real one
+    with torch.no_grad():
+        f, q = m(x[96:]).numpy(), torch.cat([qm(x[i:i + 1]) for i in range(96, 160)]).numpy()
+    assert sqnr_db(f - f.mean(), q - f.mean()) > 15
+    final = qm.layer_sqnr[-1]
+    assert final["sqnr_db"] > 20
+    # keeping everything but the head in float makes the stem exact
+    keep = tuple(n for n, mod in m.named_modules() if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)) and n != "head")
+    qk = quantize_(m, QuantConfig(backend=backend, calibration=x[:48].numpy(), keep_float=keep))
+    stem = next(r for r in qk.layer_sqnr if r["layer"] == "stem.0")
+    assert stem["sqnr_db"] >= 100
+
+
+def test_onnx_qdq_layer_report(trained):
+    m, x, _ = trained
+    qm = quantize_(m, QuantConfig(backend="onnx", calibration=x[:48].numpy()))
+    assert qm.onnx[:2] != b"" and len(qm.layer_sqnr) > 3
+    assert any(r["layer"].startswith("blocks.0") for r in qm.layer_sqnr)
+    f = m(x[96:]).detach().numpy()
+    q = qm(x[96:]).numpy()
+    assert sqnr_db(f - f.mean(), q - f.mean()) > 15
+
+
+@pytest.mark.slow
+def test_qat_runs_and_stays_close(trained):
+    m, x, y = trained
+    qm = quantize_(m, QuantConfig(backend="tflite", calibration=x[:8].numpy(), qat=True,
+                                  qat_data=(x[:16].numpy(), y[:16].numpy()), qat_epochs=1))
+    with torch.no_grad():
+        q = torch.cat([qm(x[i:i + 1]) for i in range(96, 128)])[:, 0]
+    assert float((q - y[96:128]).abs().mean()) < 3 * float((m(x[96:128])[:, 0] - y[96:128]).abs().mean()) + 2
+
+
+def test_inc_tune_finds_float_layers(trained):
+    from quantize.tune import TuneConfig, tune
+    m, x, y = trained
+    # a zero tolerance forces the INC loop past the all-int8 trial
+    r = tune(m, TuneConfig(backend="tflite", calibration=x[:32].numpy(), tolerable_loss=0.0, max_float_layers=2),
+             x[96:].numpy(), y[96:].numpy())
+    assert r.trials[0]["keep_float"] == [] and len(r.trials) >= 2
+    assert [t["keep_float"] for t in r.trials][1] == [r.ranking[0]["layer"]]
+    assert r.ranking == sorted(r.ranking, key=lambda d: (d["sqnr_db"], d["layer"]))
+    best = min(r.trials, key=lambda t: t["mae"])
+    assert r.mae == best["mae"]
+    r2 = tune(m, TuneConfig(backend="tflite", calibration=x[:32].numpy(), tolerable_loss=0.5), x[96:].numpy(), y[96:].numpy())
+    assert r2.met and r2.keep_float == [] and len(r2.trials) == 1
