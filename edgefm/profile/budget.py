@@ -1,0 +1,157 @@
+"""Budget files: what a firmware CI gates on.
+
+    # budget.toml
+    device = "nrf52840"            # device for the target rows (the CLI's --device wins)
+    variant = "student_int8.tflite" # host variant the p99 row applies to (default: fastest int8)
+    policy = "gated-ppg-off"       # policy the battery row applies to
+    p99_latency_ms = 20.0          # host p99 of that variant
+    target_latency_ms = 500.0      # simulated worst case per hop on the device
+    ram_kb = 200                   # simulated RAM (arena + buffers + reserved)
+    flash_kb = 900                 # simulated flash (model + runtime + reserved)
+    battery_days = 7.0             # projected battery life under `policy`
+    min_accuracy = 0.8             # a metric in the variant's manifest `verification` block ...
+    accuracy_metric = "accuracy"   # ... named here (higher is better)
+    max_error = 8.0                # or an error metric (lower is better), e.g. HR MAE in bpm
+    error_metric = "hr_mae_bpm"
+
+Unknown keys are refused with one line listing the known ones, before anything runs.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from edgefm.errors import ConfigError
+
+_NUM = ("p99_latency_ms", "target_latency_ms", "ram_kb", "flash_kb", "battery_days", "min_accuracy",
+        "max_error")
+_STR = ("device", "variant", "policy", "accuracy_metric", "error_metric")
+
+
+@dataclass(frozen=True)
+class Budget:
+    device: str | None = None
+    variant: str | None = None
+    policy: str = "gated-ppg-off"
+    p99_latency_ms: float | None = None
+    target_latency_ms: float | None = None
+    ram_kb: float | None = None
+    flash_kb: float | None = None
+    battery_days: float | None = None
+    min_accuracy: float | None = None
+    accuracy_metric: str = "accuracy"
+    max_error: float | None = None
+    error_metric: str = "hr_mae_bpm"
+    path: str = ""
+
+    def __post_init__(self):
+        for k in _NUM:
+            v = getattr(self, k)
+            if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0):
+                raise ConfigError(f"must be a non-negative number, got {v!r}", path=self.path or None, field=k)
+        for k in _STR:
+            v = getattr(self, k)
+            if v is not None and not isinstance(v, str):
+                raise ConfigError(f"must be a string, got {v!r}", path=self.path or None, field=k)
+
+    @property
+    def needs_device(self) -> bool:
+        return any(getattr(self, k) is not None for k in ("target_latency_ms", "ram_kb", "flash_kb", "battery_days"))
+
+
+KNOWN_KEYS = tuple(f.name for f in fields(Budget) if f.name != "path")
+
+
+def load_budget(path: str | Path) -> Budget:
+    """Parse and validate a budget TOML (top-level keys or a ``[budget]`` table)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("budget file not found", path=path)
+    try:
+        d = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"not valid TOML ({str(e).splitlines()[0]})", path=path) from e
+    if set(d) == {"budget"} and isinstance(d["budget"], dict):
+        d = d["budget"]
+    unknown = sorted(set(d) - set(KNOWN_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown budget key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                          f"(known: {', '.join(KNOWN_KEYS)})", path=path, field=unknown[0])
+    if not d:
+        raise ConfigError("the budget file sets nothing", path=path, hint=f"known keys: {', '.join(KNOWN_KEYS)}")
+    return Budget(**d, path=str(path))
+
+
+@dataclass
+class BudgetRow:
+    """One check: ``measured`` vs ``limit`` (``direction`` "max" = measured must not exceed)."""
+
+    name: str
+    measured: float | None
+    limit: float
+    unit: str
+    direction: str = "max"
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        if self.measured is None:
+            return False
+        return self.measured <= self.limit if self.direction == "max" else self.measured >= self.limit
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "measured": self.measured, "limit": self.limit, "unit": self.unit,
+                "direction": self.direction, "passed": self.passed, "note": self.note}
+
+
+def _metric(manifest: dict, key: str):
+    for block in (manifest.get("verification"), (manifest.get("verification") or {}).get("metrics")
+                  if isinstance(manifest.get("verification"), dict) else None, manifest.get("metrics")):
+        if isinstance(block, dict) and isinstance(block.get(key), (int, float)):
+            return float(block[key])
+    return None
+
+
+def check_budget(budget: Budget, *, variant_row: dict | None, sim: dict | None, manifest: dict) -> list[BudgetRow]:
+    """Rows for every budget key that is set, plus the device's own limits when simulated."""
+    rows: list[BudgetRow] = []
+    vname = variant_row["name"] if variant_row else "no variant"
+    if budget.p99_latency_ms is not None:
+        rows.append(BudgetRow(f"p99_latency_ms ({vname}, host)",
+                              variant_row.get("p99_ms") if variant_row else None, budget.p99_latency_ms, "ms",
+                              note="" if variant_row and variant_row.get("p99_ms") is not None else "not measured"))
+    if sim is not None:
+        if budget.target_latency_ms is not None:
+            rows.append(BudgetRow(f"target_latency_ms ({sim['device']})", sim["worst_case_latency_ms"],
+                                  budget.target_latency_ms, "ms"))
+        if budget.ram_kb is not None:
+            rows.append(BudgetRow(f"ram_kb ({sim['device']})", sim["ram"]["total_bytes"] / 1024, budget.ram_kb, "KiB"))
+        if budget.flash_kb is not None:
+            rows.append(BudgetRow(f"flash_kb ({sim['device']})", sim["flash"]["total_bytes"] / 1024,
+                                  budget.flash_kb, "KiB"))
+        if budget.battery_days is not None:
+            days = sim["battery_days"].get(budget.policy)
+            rows.append(BudgetRow(f"battery_days ({budget.policy})", days, budget.battery_days, "days", "min",
+                                  note="" if days is not None else
+                                  f"no policy {budget.policy!r} (have {', '.join(sim['battery_days'])})"))
+        rows.append(BudgetRow(f"device RAM limit ({sim['device']})", sim["ram"]["total_bytes"] / 1024,
+                              sim["ram"]["limit_bytes"] / 1024, "KiB"))
+        rows.append(BudgetRow(f"device flash limit ({sim['device']})", sim["flash"]["total_bytes"] / 1024,
+                              sim["flash"]["limit_bytes"] / 1024, "KiB"))
+        rows.append(BudgetRow(f"hop deadline ({sim['device']})", sim["worst_case_latency_ms"],
+                              sim["deadline_ms"], "ms"))
+    elif budget.needs_device:
+        for k in ("target_latency_ms", "ram_kb", "flash_kb", "battery_days"):
+            if getattr(budget, k) is not None:
+                rows.append(BudgetRow(k, None, getattr(budget, k), "", note="no simulation (no device or model)"))
+    if budget.min_accuracy is not None:
+        v = _metric(manifest, budget.accuracy_metric)
+        rows.append(BudgetRow(f"min_accuracy ({budget.accuracy_metric})", v, budget.min_accuracy, "", "min",
+                              note="" if v is not None else f"{budget.accuracy_metric!r} not in {vname}'s manifest"))
+    if budget.max_error is not None:
+        v = _metric(manifest, budget.error_metric)
+        rows.append(BudgetRow(f"max_error ({budget.error_metric})", v, budget.max_error, "", "max",
+                              note="" if v is not None else f"{budget.error_metric!r} not in {vname}'s manifest"))
+    return rows
