@@ -1,7 +1,113 @@
-"""`edgefm teacher ...` commands."""
+"""`edgefm teacher ...` commands: train, eval, info (thin layer over edgefm.train / edgefm.eval)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
+from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json
+
 app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("train")
+@handle_errors
+def train(
+    data: Annotated[Path, typer.Argument(help="A windows dataset (edgefm data window / synth output).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run directory for teacher.pt.")],
+    size: Annotated[str, typer.Option("--size", help="tiny | small | base | large")] = "tiny",
+    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Wall-clock budget.")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Optimiser steps (cap when a budget is set).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Global batch size.")] = 64,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1e-3,
+    nproc: Annotated[int, typer.Option("--nproc", help="Processes for DDP through torchrun.")] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/teacher.pt.")] = False,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+    residual: Annotated[Optional[str], typer.Option("--residual", help="'linear': decode a correction to "
+                        "the linear interpolation of the visible samples.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pretrain the masked-autoencoder teacher on DATA's train split."""
+    from edgefm.data.store import WindowDataset
+    from edgefm.train import TrainConfig, launch, load_checkpoint, pretrain, teacher_for_dataset
+
+    if steps is None and max_minutes is None:
+        steps = 2000
+    cfg = TrainConfig(steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    if nproc > 1:
+        ckpt = launch(data, out_dir, cfg, size=size, nproc=nproc, resume=resume,
+                      model_kw={"residual": residual} if residual else None)
+    else:
+        ds = WindowDataset(data)
+        import torch
+        torch.manual_seed(seed)
+        kw = {"residual": residual} if residual else {}
+        ckpt = pretrain(teacher_for_dataset(ds, size, **kw), ds, cfg, out_dir, resume=resume, size=size)
+    ck = load_checkpoint(ckpt)
+    res = {"checkpoint": str(ckpt), "sha256": ck["sha256"], "step": ck["step"], "size": ck["size"],
+           "val_loss": ck.get("val_loss"), "train_seconds": ck.get("train_seconds")}
+    if as_json:
+        print_json(res)
+    else:
+        out.print(f"teacher {ck['size']} at step {ck['step']} -> {ckpt}  (val loss {res['val_loss']})")
+
+
+@app.command("eval")
+@handle_errors
+def evaluate_cmd(
+    ckpt: Annotated[Path, typer.Argument(help="teacher.pt (or its run directory).")],
+    data: Annotated[Path, typer.Argument(help="A windows dataset with held-out subjects.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for eval.json and reconstructions.png.")],
+    split: Annotated[str, typer.Option("--split")] = "test",
+    max_windows: Annotated[int, typer.Option("--max-windows")] = 256,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """LSM Table 3: imputation, interpolation, extrapolation, sensor imputation vs baselines."""
+    from edgefm.eval import EvalConfig, run_eval, table
+
+    res = run_eval(ckpt, data, out_dir, EvalConfig(split=split, max_windows=max_windows, seed=seed))
+    if as_json:
+        print_json(res)
+    else:
+        out.print(table(res))
+        err.print(f"wrote {out_dir / 'eval.json'} and {out_dir / 'reconstructions.png'}")
+
+
+@app.command("info")
+@handle_errors
+def info(
+    ckpt: Annotated[Path, typer.Argument(help="teacher.pt (or its run directory).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """What a checkpoint holds: size, config, parameters, FLOPs, data, step, losses."""
+    from edgefm.train import load_teacher
+
+    m = load_teacher(ckpt)
+    meta = m.meta
+    spec = meta.get("input_spec") or {}
+    tc = meta.get("train_config") or {}
+    res = {"checkpoint": meta["path"], "sha256": meta["sha256"], "size": meta["size"], "step": meta["step"],
+           "total_steps": meta.get("total_steps"), "params": m.num_params(), "encoder_params": m.num_params("encoder"),
+           "gflops": m.flops() / 1e9, "model_config": m.cfg.to_dict(), "preset": spec.get("preset"),
+           "channels": [c["name"] for c in spec.get("channels", [])], "fs_hz": spec.get("fs_hz"),
+           "dataset": meta.get("dataset"), "train_config": tc}
+    if as_json:
+        print_json(res)
+        return
+    from rich.table import Table
+    t = Table(show_header=False, title=f"teacher {meta['size']}")
+    for k in ("checkpoint", "sha256", "step", "total_steps", "params", "encoder_params", "gflops", "preset", "fs_hz"):
+        v = res[k]
+        t.add_row(k, f"{v:.3f}" if isinstance(v, float) else str(v))
+    c = m.cfg
+    t.add_row("encoder", f"{c.enc_depth} x {c.enc_dim} ({c.enc_heads} heads)")
+    t.add_row("decoder", f"{c.dec_depth} x {c.dec_dim} ({c.dec_heads} heads)")
+    t.add_row("input", f"{c.n_channels} ch x {c.seq_len}, patches {c.patch_c} ch x {c.patch_t}, grid {c.grid}")
+    t.add_row("channels", ", ".join(res["channels"]))
+    d = res["dataset"] or {}
+    t.add_row("dataset", f"{d.get('path')} (manifest sha256 {str(d.get('manifest_sha256'))[:12]}…)")
+    out.print(t)
