@@ -25,14 +25,20 @@ demo-setup:
 browser-deps:
 	@if command -v chromium >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium openssl >/dev/null) \
 	  || echo "browser-deps: could not install chromium; the browser test will be skipped"; \
 	else echo "browser-deps: chromium not found and not root; the browser test will be skipped"; fi
 
 setup: $(STAMP) demo-setup
 
+BUDGET ?= edgefm/pipeline/budgets/wristband.toml
+
+# data -> teacher -> distil -> prune -> quantize -> export -> gate -> simulate -> profile
+# (against BUDGET; exit 1 if it fails) -> report, then the phone demo built from the run.
 run: setup
-	$(BIN)/edgefm pipeline run --out $(RUN)
+	$(BIN)/edgefm pipeline run --out $(RUN) --budget $(BUDGET)
+	@if [ -d demo/node_modules ]; then $(BIN)/edgefm demo build $(RUN) --out $(RUN)/demo; fi
+	@echo "report: $(RUN)/report/report.html   demo: $(BIN)/edgefm demo serve $(RUN)/demo --https"
 
 quick: setup
 	$(BIN)/edgefm pipeline run --quick --out runs/quick

@@ -117,7 +117,7 @@ class CNN1DStudent(nn.Module):
         """x: (B, C, T) normalised ACC -> (B, E)."""
         B, C, T = x.shape
         h = self.blocks(self.stem(x.reshape(B, C, 1, T)))   # (B, W, 1, T')
-        h = h.mean(dim=3).reshape(B, -1)                     # mean over time -> (B, W)
+        h = h.mean(dim=(2, 3)).reshape(B, -1)                # global mean over (1, T') -> (B, W); one op XNNPACK delegates
         return self.embed(h)
 
     def project(self, e: torch.Tensor) -> torch.Tensor:

@@ -111,6 +111,12 @@ def _metric(manifest: dict, key: str):
                   if isinstance(manifest.get("verification"), dict) else None, manifest.get("metrics")):
         if isinstance(block, dict) and isinstance(block.get(key), (int, float)):
             return float(block[key])
+    # export verification stores the task metric as ``mae`` in the output's unit: an HR model's
+    # ``mae`` with output unit bpm *is* ``hr_mae_bpm``
+    ver = manifest.get("verification")
+    unit = (manifest.get("output_spec") or {}).get("unit")
+    if key == "hr_mae_bpm" and unit == "bpm" and isinstance(ver, dict) and isinstance(ver.get("mae"), (int, float)):
+        return float(ver["mae"])
     return None
 
 
