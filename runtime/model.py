@@ -22,9 +22,8 @@ the sha256 is verified first (:class:`~edgefm.errors.IntegrityError` naming the 
       -> y = (q_out - zp_out) * scale_out       (int8/uint8 outputs only)
     -> (B, D) float32 in ``output_spec.unit``
 
-Runners come from ``edgefm.adapters.<backend>.load_runner`` when that adapter exists (the
-export module owns how each library is driven); otherwise a minimal built-in runner over
-the same library is used, so the runtime never depends on import order between modules.
+Runners come from ``edgefm.adapters.<backend>.load_runner``: one adapter module per backend
+library, shared with export and verification, so an upgrade changes one file.
 """
 
 from __future__ import annotations
@@ -34,10 +33,11 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from edgefm.adapters import Runner, TensorDetails
 from edgefm.errors import ConfigError, InputSpecError, ManifestError
 from edgefm.manifest import read_artifact_manifest
 
@@ -48,32 +48,12 @@ _SUFFIX_BACKEND = {".pte": "executorch", ".tflite": "litert", ".onnx": "onnx",
 
 # ---------------------------------------------------------------- runners
 
-@dataclass(frozen=True)
-class TensorDetails:
-    """What a runner says about one input or output tensor (as stored in the model file)."""
-
-    name: str
-    dtype: np.dtype
-    shape: tuple[int, ...]          # -1 for a dynamic dimension
-    scale: float = 0.0              # 0.0 = not quantized
-    zero_point: int = 0
-
-
-class Runner(Protocol):
-    """The adapter contract: ``run`` takes and returns arrays in the model's raw dtype."""
-
-    input_details: list
-    output_details: list
-
-    def run(self, x: np.ndarray) -> np.ndarray: ...
-
-
 def _np_dtype(d) -> np.dtype:
     return np.dtype(d)
 
 
 def _details(d: Any) -> TensorDetails:
-    """Normalise an adapter's detail record (dataclass, dict or TensorDetails)."""
+    """An adapter's detail record as :class:`edgefm.adapters.TensorDetails`."""
     if isinstance(d, TensorDetails):
         return d
     get = (lambda k, default=None: d.get(k, default)) if isinstance(d, dict) else \
@@ -84,108 +64,16 @@ def _details(d: Any) -> TensorDetails:
                          zero_point=int(get("zero_point", 0) or 0))
 
 
-class _OnnxRunner:
-    def __init__(self, model: bytes | str):
-        import onnxruntime as ort
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        self._s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-        ti = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
-              "tensor(double)": np.float64, "tensor(int32)": np.int32}
-
-        def det(v):
-            shape = tuple(s if isinstance(s, int) else -1 for s in v.shape)
-            return TensorDetails(v.name, np.dtype(ti.get(v.type, np.float32)), shape)
-        self.input_details = [det(v) for v in self._s.get_inputs()]
-        self.output_details = [det(v) for v in self._s.get_outputs()]
-        self._in = self.input_details[0].name
-        self._out = [self.output_details[0].name]
-
-    def run(self, x):
-        return self._s.run(self._out, {self._in: x})[0]
-
-
-def _tfl_details(d: dict, name: str = "") -> TensorDetails:
-    qp = d.get("quantization_parameters", {})
-    sc, zp = qp.get("scales", np.zeros(0)), qp.get("zero_points", np.zeros(0))
-    scale = float(sc[0]) if len(sc) else 0.0
-    zero = int(zp[0]) if len(zp) else 0
-    return TensorDetails(d.get("name", name), np.dtype(d["dtype"]),
-                         tuple(int(s) for s in d["shape"]), scale, zero)
-
-
-class _LiteRTRunner:
-    def __init__(self, model: bytes):
-        from ai_edge_litert.interpreter import Interpreter
-        self._it = Interpreter(model_content=model, num_threads=1)
-        self._it.allocate_tensors()
-        i, o = self._it.get_input_details()[0], self._it.get_output_details()[0]
-        self._ii, self._oi = i["index"], o["index"]
-        self.input_details = [_tfl_details(i)]
-        self.output_details = [_tfl_details(o)]
-
-    def run(self, x):
-        self._it.set_tensor(self._ii, x)
-        self._it.invoke()
-        return self._it.get_tensor(self._oi).copy()
-
-
-class _TFLMRunner:
-    def __init__(self, model: bytes, arena_bytes: int | None = None):
-        from tflite_micro.python.tflite_micro import runtime as tflm
-        self._it = tflm.Interpreter.from_bytes(bytes(model), arena_size=arena_bytes)
-        self.input_details = [_tfl_details(self._it.get_input_details(0), "input")]
-        self.output_details = [_tfl_details(self._it.get_output_details(0), "output")]
-
-    def run(self, x):
-        self._it.set_input(x, 0)
-        self._it.invoke()
-        return np.array(self._it.get_output(0), copy=True)
-
-
-_ET_DTYPES = {0: np.uint8, 1: np.int8, 3: np.int32, 4: np.int64, 6: np.float32, 7: np.float64}
-
-
-class _ExecuTorchRunner:
-    def __init__(self, model: bytes):
-        import torch
-        from executorch.runtime import Runtime
-        self._torch = torch
-        self._prog = Runtime.get().load_program(bytes(model))
-        self._m = self._prog.load_method("forward")
-        md = self._m.metadata
-
-        def det(tm, name):
-            code = int(tm.dtype()) if not isinstance(tm.dtype(), int) else tm.dtype()
-            return TensorDetails(name, np.dtype(_ET_DTYPES.get(code, np.float32)), tuple(tm.sizes()))
-        self.input_details = [det(md.input_tensor_meta(0), "input")]
-        self.output_details = [det(md.output_tensor_meta(0), "output")]
-
-    def run(self, x):
-        return self._m.execute([self._torch.from_numpy(x)])[0].numpy()
-
-
-_BUILTIN = {"onnx": _OnnxRunner, "litert": _LiteRTRunner, "tflm": _TFLMRunner,
-            "executorch": _ExecuTorchRunner}
-
-
 def load_runner(backend: str, model: bytes, *, arena_bytes: int | None = None) -> Runner:
-    """A runner for ``model`` bytes: the export adapter's if it exists, else the built-in one."""
+    """A runner for ``model`` bytes from the backend's adapter (``edgefm.adapters.<backend>``),
+    the one module that drives that library."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}", field="backend",
                           hint=f"choose one of {', '.join(BACKENDS)}")
-    try:
-        adapter = importlib.import_module(f"edgefm.adapters.{backend}")
-        fn = getattr(adapter, "load_runner", None)
-    except ImportError:
-        fn = None
-    if fn is not None:
-        return fn(model, arena_bytes=arena_bytes) if backend == "tflm" else fn(model)
+    adapter = importlib.import_module(f"edgefm.adapters.{backend}")
     if backend == "tflm":
-        return _TFLMRunner(model, arena_bytes)
-    return _BUILTIN[backend](model)
+        return adapter.load_runner(model, arena_bytes=arena_bytes)
+    return adapter.load_runner(model)
 
 
 _C_BYTE = re.compile(rb"0x([0-9a-fA-F]{2})")
