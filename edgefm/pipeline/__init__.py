@@ -37,7 +37,7 @@ _DOC = {"data": "synthetic cohort", "teacher": "pretrain the MAE teacher", "dist
 _DEPS = {"data": (), "teacher": ("data",), "distil": ("data", "teacher"), "prune": ("data", "distil"),
          "quantize": ("data", "prune"), "export": ("data", "distil", "prune", "quantize"),
          "gate": ("data", "export"), "simulate": ("data", "export", "gate"),
-         "profile": ("teacher", "distil", "export", "simulate"),
+         "profile": ("data", "teacher", "distil", "export", "gate", "simulate"),
          "report": ("data", "teacher", "distil", "prune", "quantize", "export", "gate", "simulate", "profile")}
 
 

@@ -461,8 +461,11 @@ def stage_profile(ctx: StageContext, inputs: dict) -> dict:
     prof = need("edgefm.profile", "profile")
     t, d = inputs["teacher"], inputs["distil"]
     arts = [t.dir / t.summary["checkpoint"], d.dir / d.summary["checkpoint"], inputs["export"].dir]
+    # the same traces and calibrated gate as the simulate stage, so the budget's battery row and
+    # the battery table are one simulation's figures
     res = prof.profile(arts, device=p["device"], budget=(p.get("budget") or {}).get("path"),
-                       runs=p["runs"], warmup=p["warmup"])
+                       runs=p["runs"], warmup=p["warmup"], trace=cohort_dir(inputs["data"]) / "traces",
+                       gate=_fw_gate(inputs["gate"].summary["config"]))
     prof.write_reports(res, ctx.dir / "profile")
     r = _jsonable(res.to_dict())
     lat = [{"variant": v.get("name"), "kind": v.get("kind"), "dtype": v.get("dtype"), "role": v.get("role"),

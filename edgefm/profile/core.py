@@ -123,9 +123,12 @@ def _ratios(rows: list[dict]) -> dict[str, float]:
 
 def profile(inputs: Sequence[str | Path], *, device: str | None = None, budget: str | Path | Budget | None = None,
             trace: str | Path | None = None, trace_days: float = 1.0, runs: int = 100, warmup: int = 10,
-            per_layer: bool = True, etdump: bool = False, progress=None) -> ProfileResult:
+            per_layer: bool = True, etdump: bool = False, progress=None, gate=None) -> ProfileResult:
     """Profile artifacts (files or run directories) on the host, estimate them on ``device``,
-    check ``budget``. Budget and device are validated before anything runs."""
+    check ``budget``. Budget and device are validated before anything runs.
+
+    ``gate``: a ``runtime.gate.GateConfig`` for the simulated gated policies (default: the
+    runtime's default gate); pass the calibrated one so the budget sees the deployed gate."""
     t0 = time.perf_counter()
     b = load_budget(budget) if isinstance(budget, (str, Path)) else budget
     dev_name = device or (b.device if b else None)
@@ -191,7 +194,11 @@ def profile(inputs: Sequence[str | Path], *, device: str | None = None, budget: 
             if info.arena_bytes is None and art.kind == "tflite" and art.dtype == "int8":
                 info.arena_bytes, arena_note = _measure_tflm_arena(art.path)
             tr = traces if traces is not None else reference_day(trace_days, fs_hz=info.fs_hz)
-            sim_obj = simulate(info, tr, dev)
+            if gate is not None:
+                from firmware_sim import default_policies
+                sim_obj = simulate(info, tr, dev, default_policies(gate))
+            else:
+                sim_obj = simulate(info, tr, dev)
             sim = sim_obj.to_dict()
             sim["ram"]["arena_note"] = arena_note
             sim["trace_source"] = str(trace) if traces is not None else "built-in reference day (firmware_sim.reference)"
