@@ -154,19 +154,11 @@ class LoadedStudent:
 
 def load_student(path: str | Path) -> LoadedStudent:
     """Rebuild a student checkpoint written by :func:`save_student`; typed errors on bad files."""
+    from edgefm.train.checkpoint import read_torch_checkpoint
     path = Path(path)
-    if not path.exists():
-        raise ManifestError("student checkpoint not found", path=path,
-                            hint="make one with `edgefm distill run`")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise ManifestError(f"cannot read checkpoint ({type(e).__name__}: {e})", path=path,
-                            hint="the file is corrupted; re-run the distillation") from e
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
-        raise ManifestError("not an edgefm student checkpoint", path=path, field="format")
-    if ck.get("version") != VERSION:
-        raise ManifestError(f"unknown version {ck.get('version')!r}", path=path, field="version")
+    ck = read_torch_checkpoint(path, FORMAT, VERSION, "student",
+                               hint_missing="make one with `edgefm distill run`",
+                               hint_corrupt="the file is corrupted; re-run the distillation")
     try:
         student = student_from_config(ck["arch"], ck["student_config"])
         student.load_state_dict(ck["student"])

@@ -52,3 +52,22 @@ def count_macs(model: nn.Module, example: torch.Tensor, fn=None) -> int:
         model.train(was)
     extra = sum(getattr(m, "_extra_macs", 0) for m in model.modules())
     return int(total[0] + extra)
+
+
+class StudentAccounting:
+    """``project``, ``num_params`` and ``macs`` shared by every student (an ``nn.Module`` with a
+    ``projector`` and a ``config`` holding ``in_channels`` and ``window``)."""
+
+    def project(self, e: torch.Tensor) -> torch.Tensor:
+        """e: (B, E) -> (B, D_teacher)."""
+        return self.projector(e)
+
+    def num_params(self, include_projection: bool = False) -> int:
+        """Parameters of the encoder (what ships); the projection only with ``include_projection``."""
+        n = count_params(self)
+        return n if include_projection else n - count_params(self.projector)
+
+    def macs(self) -> int:
+        """Multiply-accumulates of the encoder for one window (B=1)."""
+        c = self.config
+        return count_macs(self, torch.zeros(1, c.in_channels, c.window))

@@ -15,12 +15,12 @@ residual add, mean over time, reshape, dense. No GELU, no LayerNorm.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from distill.students._common import count_macs, count_params
+from distill.students._common import StudentAccounting
 from edgefm.errors import ConfigError
 
 
@@ -90,7 +90,7 @@ class DSBlock(nn.Module):
         return x + y if self.residual else y
 
 
-class CNN1DStudent(nn.Module):
+class CNN1DStudent(StudentAccounting, nn.Module):
     """``forward(x: (B, C, T)) -> (B, E)``; ``project(e: (B, E)) -> (B, D_teacher)``."""
 
     arch = "cnn1d"
@@ -120,19 +120,6 @@ class CNN1DStudent(nn.Module):
         h = h.mean(dim=(2, 3)).reshape(B, -1)                # global mean over (1, T') -> (B, W); one op XNNPACK delegates
         return self.embed(h)
 
-    def project(self, e: torch.Tensor) -> torch.Tensor:
-        """e: (B, E) -> (B, D_teacher)."""
-        return self.projector(e)
-
-    def num_params(self, include_projection: bool = False) -> int:
-        """Parameters of the encoder (what ships); the projection only with ``include_projection``."""
-        n = count_params(self)
-        return n if include_projection else n - count_params(self.projector)
-
-    def macs(self) -> int:
-        """Multiply-accumulates of the encoder for one window (B=1)."""
-        c = self.config
-        return count_macs(self, torch.zeros(1, c.in_channels, c.window))
 
 
 def cnn1d_tiny(**kw) -> CNN1DStudent:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from distill.students._common import count_macs, count_params
+from distill.students._common import StudentAccounting
 from edgefm.errors import ConfigError
 
 
@@ -93,7 +93,7 @@ class Block(nn.Module):
         return x + self.g2 * self.mlp(x)
 
 
-class TinyTransformerStudent(nn.Module):
+class TinyTransformerStudent(StudentAccounting, nn.Module):
     """``forward(x: (B, C, T)) -> (B, E)``; ``project(e: (B, E)) -> (B, D_teacher)``."""
 
     arch = "tiny_transformer"
@@ -120,16 +120,6 @@ class TinyTransformerStudent(nn.Module):
         h = self.blocks(h + self.pos)
         return self.embed(h.mean(dim=1))
 
-    def project(self, e: torch.Tensor) -> torch.Tensor:
-        return self.projector(e)
-
-    def num_params(self, include_projection: bool = False) -> int:
-        n = count_params(self)
-        return n if include_projection else n - count_params(self.projector)
-
-    def macs(self) -> int:
-        c = self.config
-        return count_macs(self, torch.zeros(1, c.in_channels, c.window))
 
 
 def tiny_transformer_tiny(**kw) -> TinyTransformerStudent:

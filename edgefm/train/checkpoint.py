@@ -44,23 +44,32 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     return path
 
 
+def read_torch_checkpoint(path: Path, fmt: str, version: int, what: str, *, map_location="cpu",
+                          hint_missing: str, hint_corrupt: str) -> dict:
+    """Load a self-describing edgefm checkpoint dict (``format``/``version`` keys) with typed errors
+    for a missing, corrupt or foreign file. Shared by teacher and student checkpoints."""
+    if not path.exists():
+        raise ManifestError(f"{what} checkpoint not found", path=path, hint=hint_missing)
+    try:
+        ck = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # torch raises many types for corrupt files
+        raise ManifestError(f"cannot read checkpoint ({type(e).__name__}: {e})", path=path,
+                            hint=hint_corrupt) from e
+    if not isinstance(ck, dict) or ck.get("format") != fmt:
+        raise ManifestError(f"not an edgefm {what} checkpoint", path=path, field="format")
+    if ck.get("version") != version:
+        raise ManifestError(f"unknown checkpoint version {ck.get('version')!r}", path=path, field="version")
+    return ck
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Read a teacher checkpoint dict; typed errors for missing, corrupt or foreign files."""
     path = Path(path)
     if path.is_dir():
         path = path / "teacher.pt"
-    if not path.exists():
-        raise ManifestError("teacher checkpoint not found", path=path,
-                            hint="train one with `edgefm teacher train DATA --out DIR`")
-    try:
-        ck = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # torch raises many types for corrupt files
-        raise ManifestError(f"cannot read checkpoint ({type(e).__name__}: {e})", path=path,
-                            hint="the file is corrupted or not a torch checkpoint; retrain or resume") from e
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
-        raise ManifestError("not an edgefm teacher checkpoint", path=path, field="format")
-    if ck.get("version") != VERSION:
-        raise ManifestError(f"unknown checkpoint version {ck.get('version')!r}", path=path, field="version")
+    ck = read_torch_checkpoint(path, FORMAT, VERSION, "teacher", map_location=map_location,
+                               hint_missing="train one with `edgefm teacher train DATA --out DIR`",
+                               hint_corrupt="the file is corrupted or not a torch checkpoint; retrain or resume")
     ck["path"] = str(path)
     ck["sha256"] = sha256_file(path)
     return ck
