@@ -62,6 +62,9 @@ class LSMConfig:
     # interpolation (per channel, edges held) of the samples the encoder saw, so an untrained
     # model starts at that baseline; the encoder and embed() are unchanged.
     residual: str | None = None
+    # reconstruction loss over hidden observed samples: "mse" (MAE, LSM) or "l1" (the
+    # median fill, which is what an MAE-scored imputation rewards on skewed signals)
+    loss: str = "mse"
 
     def __post_init__(self):
         self.channel_names = tuple(self.channel_names)
@@ -77,6 +80,8 @@ class LSMConfig:
             raise ConfigError(f"unknown residual {self.residual!r}", field="residual", hint="None or 'linear'")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ConfigError("mask_ratio must be in [0, 1)", field="mask_ratio")
+        if self.loss not in ("mse", "l1"):
+            raise ConfigError(f"unknown loss {self.loss!r}", field="loss", hint="'mse' or 'l1'")
 
     @property
     def padded_channels(self) -> int:
@@ -345,11 +350,13 @@ class MaskedAutoencoder(nn.Module):
 
     def forward_loss(self, x: torch.Tensor, mask: torch.Tensor, pred: torch.Tensor,
                      artificial: torch.Tensor, inherited: torch.Tensor) -> torch.Tensor:
-        """MSE over samples artificially hidden AND observed; inherited patches never count."""
+        """MSE (or L1, ``cfg.loss``) over samples artificially hidden AND observed; inherited
+        patches never count."""
         target = self.patchify(x)
         obs = self.patchify(mask.float()) > 0.5
         w = (obs & (artificial & ~inherited)[..., None]).float()
-        return ((pred - target) ** 2 * w).sum() / w.sum().clamp(min=1.0)
+        err = (pred - target).abs() if self.cfg.loss == "l1" else (pred - target) ** 2
+        return (err * w).sum() / w.sum().clamp(min=1.0)
 
     def _prepare(self, x: torch.Tensor, mask: torch.Tensor | None):
         self._check(x)

@@ -139,6 +139,18 @@ def test_loss_is_mse_over_hidden_observed_samples():
     assert torch.allclose(loss, want, rtol=1e-5)
 
 
+def test_l1_loss_is_mean_absolute_error_over_hidden_observed_samples():
+    m = micro(loss="l1").eval()
+    x = torch.randn(2, 26, 300)
+    mask = torch.rand(2, 26, 300) > 0.1
+    art = m.draw_mask(2, generator=torch.Generator().manual_seed(3))
+    loss, pred, _ = m(x, mask, artificial=art)
+    sel = (m.unpatchify(art[..., None].expand(-1, -1, 50).float()) > 0.5) & mask
+    assert torch.allclose(loss, (pred - x).abs()[sel].mean(), rtol=1e-5)
+    with pytest.raises(ConfigError, match="loss"):
+        micro(loss="huber")
+
+
 def test_embed_with_channel_subset_ignores_other_channels():
     m = micro("wrist-raw").eval()
     x = torch.randn(3, 4, 256)
