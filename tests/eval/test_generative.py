@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from edgefm.eval import EvalConfig, evaluate, linear_fill, mean_fill, mice_fill, nearest_fill, run_eval
-from edgefm.eval.baselines import fit_mice
+from edgefm.eval.baselines import fit_mice, fit_smooth, smooth_fill
 from edgefm.eval.generative import make_tasks
 
 
@@ -30,6 +30,31 @@ def test_nearest_and_mean_by_hand():
     assert np.allclose(mean_fill(x, avail)[0, 0], [1, 5, 5, 5, 5, 5, 9])
     none = np.zeros_like(avail)
     assert np.array_equal(linear_fill(x, none), np.zeros_like(x))                 # nothing seen: train mean 0
+
+
+def test_smooth_fill_k1_is_linear_and_tuned_k_follows_the_noise():
+    rng = np.random.default_rng(0)
+    N, T = 40, 120
+    t = np.arange(T)
+    level = rng.normal(size=(N, 1, 1))
+    trend = np.sin(2 * np.pi * t / 240)[None, None] * 2.0
+    x = np.concatenate([level + trend + rng.normal(scale=1.0, size=(N, 1, T)),    # noisy: wants a wide mean
+                        level + trend + rng.normal(scale=0.01, size=(N, 1, T))],  # smooth: wants k = 1
+                       1).astype(np.float32)
+    avail = np.ones_like(x, bool)
+    hide = np.zeros_like(x, bool)
+    hide[:, :, 50:70] = True
+    see = avail & ~hide
+    np.testing.assert_allclose(smooth_fill(x, see, 1), linear_fill(x, see), atol=1e-6)
+    k = fit_smooth(x, avail, hide)
+    assert k[0] >= 8 and k[1] <= 2
+    err = lambda f: np.abs(f - x)[hide].mean()  # noqa: E731
+    assert err(smooth_fill(x, see, k)) < 0.8 * err(linear_fill(x, see))
+    # one side only (extrapolation): the mean of the last k samples
+    h2 = np.zeros_like(hide)
+    h2[:, :, -10:] = True
+    out = smooth_fill(x, avail & ~h2, 4)
+    np.testing.assert_allclose(out[:, :, -1], x[:, :, -14:-10].mean(-1), rtol=1e-5, atol=1e-5)
 
 
 def test_mice_recovers_a_linear_relation_between_channels():
@@ -72,7 +97,8 @@ def test_evaluate_scores_only_hidden_observed(toy, tmp_path):
     res = run_eval(m, toy, tmp_path / "ev", cfg)
     assert (tmp_path / "ev" / "eval.json").exists() and (tmp_path / "ev" / "reconstructions.png").stat().st_size > 1000
     r = res["tasks"]["interp_30"]
-    assert set(r["methods"]) == {"teacher", "mean", "nearest", "linear", "mice"}
+    assert set(r["methods"]) == {"teacher", "mean", "nearest", "linear", "smooth", "mice"}
+    assert len(r["smooth_k"]) == 26 and min(r["smooth_k"]) >= 1
     # independent count of scored positions: hidden (30 min, all channels) AND observed
     from edgefm.eval.generative import load_eval_windows
     x, mask, _, _ = load_eval_windows(m, toy, cfg)
