@@ -90,7 +90,7 @@ def train_eval(ds_path: Path, work: Path, name: str, minutes: float, tcfg: dict,
     from edgefm.train import TrainConfig, load_teacher, pretrain, teacher_for_dataset
     torch.manual_seed(0)
     model = teacher_for_dataset(ds_path, "tiny", **(model_kw or {}))
-    name = name + ("_" + model.cfg.residual if model.cfg.residual else "")
+    name = name + ("_" + model.cfg.residual if model.cfg.residual else "") + ("_l1" if model.cfg.loss == "l1" else "")
     cfg = TrainConfig(**{"steps": 100_000, "max_minutes": minutes, **tcfg})
     log(f"{name}: training a Tiny teacher for at most {minutes} min")
     t0 = time.time()
@@ -104,12 +104,12 @@ def train_eval(ds_path: Path, work: Path, name: str, minutes: float, tcfg: dict,
                  "train_config": cfg.to_dict(), "residual": model.cfg.residual}
 
 
-def gain(res: dict, names) -> float | None:
-    """1 - sum teacher MAE / sum linear MAE over the named tasks (equal weight per task)."""
+def gain(res: dict, names, method: str = "teacher") -> float | None:
+    """1 - sum method MAE / sum linear MAE over the named tasks (equal weight per task)."""
     rows = [res["tasks"].get(n) for n in names]
-    if not rows or any(r is None or "teacher" not in r["methods"] for r in rows):
+    if not rows or any(r is None or method not in r["methods"] for r in rows):
         return None
-    t = sum(r["methods"]["teacher"]["mae"] for r in rows)
+    t = sum(r["methods"][method]["mae"] for r in rows)
     lin = sum(r["methods"]["linear"]["mae"] for r in rows)
     return round(1 - t / lin, 4)
 
@@ -124,6 +124,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--residual", default="linear", choices=["linear", "none"],
                     help="decode a correction to linear interpolation (LSMConfig.residual)")
+    ap.add_argument("--loss", default="mse", choices=["mse", "l1"], help="reconstruction loss (LSMConfig.loss)")
     ap.add_argument("--max-windows", type=int, default=512, help="held-out windows evaluated")
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "edgefm_bench_teacher")
     ap.add_argument("--out", type=Path, default=RESULT)
@@ -139,7 +140,9 @@ def main(argv=None) -> int:
     tcfg = {"batch_size": args.batch_size, "lr": args.lr}
     args.residual = None if args.residual == "none" else args.residual
     mkw = {"residual": args.residual} if args.residual else {}
-    variant = args.residual or "mae"
+    if args.loss != "mse":
+        mkw["loss"] = args.loss
+    variant = (args.residual or "mae") + ("" if args.loss == "mse" else "_" + args.loss)
 
     if args.minutes > 0:
         t0 = time.time()
@@ -150,9 +153,13 @@ def main(argv=None) -> int:
         result["synthetic"] = {
             "interp_gain_30": gain(res, ["interp_30"]), "interp_gain_60": gain(res, ["interp_60"]),
             "extrap_gain_10_30": gain(res, ["extrap_10", "extrap_20", "extrap_30"]),
+            # the tuned smoother (no model): how much of a gain over linear the data gives for free
+            "smoother_gains": {"interp_gain_30": gain(res, ["interp_30"], "smooth"),
+                               "interp_gain_60": gain(res, ["interp_60"], "smooth"),
+                               "extrap_gain_10_30": gain(res, ["extrap_10", "extrap_20", "extrap_30"], "smooth")},
             "per_task_gain": {k: round(v.get("gain_vs_linear", float("nan")), 4) for k, v in res["tasks"].items()
                               if "gain_vs_linear" in v},
-            "budget_minutes": args.minutes, "subjects": args.subjects, "days": args.days, **tr,
+            "budget_minutes": args.minutes, "subjects": args.subjects, "days": args.days, "loss": args.loss, **tr,
             "n_test_windows": res["n_windows"], "test_subjects": res["subjects"], "table": res["tasks"]}
         from edgefm.eval import evaluate
         from edgefm.train import load_teacher
@@ -176,6 +183,7 @@ def main(argv=None) -> int:
                                  EvalConfig(max_windows=args.max_windows), mkw)
             result["wesad"] = {
                 "random_imputation_gain": gain(res, ["random"]), "ppg_imputation_gain": gain(res, ["sensor_ppg"]),
+                "smoother_random_imputation_gain": gain(res, ["random"], "smooth"),
                 "acc_imputation_gain": gain(res, ["sensor_acc"]),
                 "per_task_gain": {k: round(v["gain_vs_linear"], 4) for k, v in res["tasks"].items()
                                   if "gain_vs_linear" in v},
