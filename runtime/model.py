@@ -156,12 +156,26 @@ def _quant_params(m: dict, which: str) -> tuple[float, int] | None:
 
 # ---------------------------------------------------------------- the model
 
+_F32, _U8 = np.dtype(np.float32), np.dtype(np.uint8)
+# ufuncs bound once for the hot path (module globals: one lookup instead of two per call)
+_mul, _add, _sub, _rint, _max, _min, _vdot, _isfinite = (np.multiply, np.add, np.subtract, np.rint,
+                                                          np.maximum, np.minimum, np.vdot, math.isfinite)
+
+
 class Model:
     """A loaded artifact. ``predict(x)`` maps raw-unit windows ``(B, C, T)`` to ``(B, D)``.
 
     Attributes: ``path``, ``backend``, ``manifest``, ``spec`` (:class:`InputSpec`),
     ``runner`` (the bare backend runner), ``in_details``/``out_details``
     (:class:`TensorDetails` of the model file, with the scale/zero point actually used).
+
+    Everything :meth:`predict` needs is fixed at load: the normalisation and input quantization
+    folded into one affine map, the output scale and zero point, a reused input buffer and the
+    runner's hot path (``run_from``), bound into one closure. A float32 ``(1, C, T)`` window with
+    no ``fs_hz``/``channels`` takes the short path: shape/dtype check, multiply and add into the
+    buffer, one NaN/inf reduction, round and clip (int8), the backend call, dequantize into a new
+    array. A Model is not re-entrant (the interpreters it wraps are not either): one thread calls
+    it at a time.
     """
 
     def __init__(self, path: Path, backend: str, manifest: dict, runner: Runner):
@@ -189,8 +203,32 @@ class Model:
         self._A = np.ascontiguousarray(np.broadcast_to(self._a, (1, C, T)))
         self._B = np.ascontiguousarray(np.broadcast_to(self._b, (1, C, T)))
         if self._qin:
+            # clip bounds as full arrays: a ufunc with a scalar operand costs more than the work
             info = np.iinfo(self._in_dtype)
-            self._qlo, self._qhi = info.min, info.max
+            self._qlo, self._qhi = np.full((1, C, T), info.min, np.float32), np.full((1, C, T), info.max, np.float32)
+        self._zp_out = np.float32(self.out_details.zero_point)
+        self._s_out = np.float32(self.out_details.scale)
+        if self._qout and self.out_details.dtype.itemsize == 1:
+            # 8-bit output: dequantize by table, (code - zp) * scale for all 256 codes (float32)
+            codes = np.arange(256, dtype=np.uint8).view(self.out_details.dtype)
+            self._deq = (codes.astype(np.float32) - self._zp_out) * self._s_out
+        else:
+            self._deq = None
+        # hot path: batch-1 windows are normalised (and quantized) into one reused buffer, then
+        # handed to the runner's run_from (cast straight into the backend's input)
+        self._shape1 = (1, C, T) if self._fixed_batch in (None, 1) else None
+        self._z1 = np.zeros((1, C, T), np.float32)
+        run_from = getattr(runner, "run_from", None)
+        if run_from is None:                  # a runner with only run(): give it its own dtype
+            in_dtype = self._in_dtype
+            run_from = lambda z: runner.run(z.astype(in_dtype))  # noqa: E731
+        self._run_from = run_from
+        self._fast = self._hot_path()
+        # one step of the int8 output: the model's own output scale, or (artifacts that
+        # dequantize inside, e.g. .pte/.onnx QDQ) the shared output scale in the manifest
+        q = manifest.get("quantization") or {}
+        mq = _quant_params(manifest, "output") if q.get("dtype") == "int8" else None
+        self._output_step = float(self.out_details.scale) if self._qout else (mq[0] if mq else 0.0)
         out = manifest.get("output_spec") or {}
         self.output_name = str(out.get("name", "output"))
         self.output_unit = str(out.get("unit", ""))
@@ -225,8 +263,10 @@ class Model:
 
     @property
     def output_step(self) -> float:
-        """One quantization step of the output in its unit (0.0 for a float output)."""
-        return self.out_details.scale if self._qout else 0.0
+        """One quantization step of the int8 output in its unit (0.0 for a float model). For
+        artifacts that dequantize inside (float32 output) it is the shared output scale their
+        manifest records."""
+        return self._output_step
 
     def check_input(self, x: np.ndarray, fs_hz: float | None = None,
                     channels: tuple[str, ...] | list[str] | None = None) -> np.ndarray:
@@ -257,44 +297,89 @@ class Model:
             x = x.astype(np.float32)
         return x
 
+    def _normalise(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """z <- x * a + b (normalised; in input quantization units for int8), rounded and clipped
+        to the input dtype's range for int8; raises InputSpecError on NaN/inf anywhere."""
+        _mul(x, self._A, out=z)               # full (1, C, T) operands: no per-channel broadcast cost
+        _add(z, self._B, out=z)
+        if not _isfinite(_vdot(z, z)):        # NaN/inf anywhere, in one BLAS reduction
+            raise InputSpecError("input holds NaN or infinite values", path=self.path, field="input",
+                                 hint="mark missing samples in the mask and skip the window (runtime.stream does)")
+        if self._qin:
+            _rint(z, out=z)
+            _max(z, self._qlo, out=z)
+            _min(z, self._qhi, out=z)
+        return z
+
+    def _hot_path(self):
+        """``fast(x)`` for one validated float32 ``(1, C, T)`` window: :meth:`_normalise`, the
+        runner's ``run_from``, :meth:`finish` as one closure over constants bound at load (no
+        attribute or manifest lookups per call)."""
+        A, B, z, run = self._A, self._B, self._z1, self._run_from
+        qin, qout = self._qin, self._qout and self._deq is None
+        lo, hi = (self._qlo, self._qhi) if qin else (None, None)
+        table = self._deq.take if self._deq is not None else None
+        finish = self.finish
+        nonfinite = self._normalise               # raises the typed error (re-checks; rare path)
+
+        def fast(x: np.ndarray) -> np.ndarray:
+            _mul(x, A, out=z)
+            _add(z, B, out=z)
+            if not _isfinite(_vdot(z, z)):
+                nonfinite(x, z)
+            if qin:
+                _rint(z, out=z)
+                _max(z, lo, out=z)
+                _min(z, hi, out=z)
+            y = run(z)
+            if table is not None:                 # int8 output: one table lookup, a new array
+                y = table(y.view(_U8))
+            elif y.dtype is not _F32 or qout:
+                return finish(y)
+            return y if y.ndim == 2 else y.reshape(y.shape[0], -1)
+        return fast
+
     def prepare(self, x: np.ndarray) -> np.ndarray:
         """Raw-unit ``(B, C, T)`` float32 -> the backend's input (normalised, quantized if int8).
 
         Raises InputSpecError when ``x`` holds NaN or infinite values.
         """
-        z = np.multiply(x, self._A)         # full (1, C, T) operands: no per-channel broadcast cost
-        np.add(z, self._B, out=z)
-        if not math.isfinite(float(np.vdot(z, z))):   # NaN/inf anywhere, in one BLAS reduction
-            raise InputSpecError("input holds NaN or infinite values", path=self.path, field="input",
-                                 hint="mark missing samples in the mask and skip the window (runtime.stream does)")
-        if self._qin:
-            np.rint(z, out=z)
-            np.clip(z, self._qlo, self._qhi, out=z)
-            return z.astype(self._in_dtype)
-        return z
+        z = self._normalise(x, np.empty(x.shape, np.float32))
+        return z.astype(self._in_dtype) if self._qin else z
 
     def finish(self, y: np.ndarray) -> np.ndarray:
-        """Backend output -> ``(B, D)`` float32 in the output's unit (dequantized)."""
-        if self._qout:
-            y = (y.astype(np.float32) - self.out_details.zero_point) * np.float32(self.out_details.scale)
-        y = y.reshape(y.shape[0], -1)
-        return y if y.dtype == np.float32 else y.astype(np.float32)
+        """Backend output -> ``(B, D)`` float32 in the output's unit (dequantized), a new array."""
+        if self._deq is not None:
+            y = self._deq.take(y.view(_U8))
+        elif self._qout:
+            y = _sub(y, self._zp_out, dtype=np.float32)
+            _mul(y, self._s_out, out=y)
+        elif y.dtype is not _F32:
+            y = y.astype(np.float32)
+        return y if y.ndim == 2 else y.reshape(y.shape[0], -1)
 
     def predict(self, x: np.ndarray, fs_hz: float | None = None,
                 channels: tuple[str, ...] | list[str] | None = None) -> np.ndarray:
         """``x: (B, C, T)`` raw units at ``fs_hz`` -> ``(B, D)`` float32 in ``output_unit``."""
+        if type(x) is np.ndarray and x.shape == self._shape1 and x.dtype is _F32 \
+                and fs_hz is None and channels is None:
+            return self._fast(x)      # the hot path: one float32 window, checked by shape and dtype
         return self._predict(self.check_input(x, fs_hz, channels))
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        q = self.prepare(x)
+        """x: validated float32 (B, C, T) -> (B, D)."""
+        B = x.shape[0]
+        if B == 1 and self._shape1 is not None:
+            return self._fast(x)
+        z = self._normalise(x, np.empty(x.shape, np.float32))
         fb = self._fixed_batch
-        if fb is None or fb == q.shape[0]:
-            return self.finish(self.runner.run(q))
+        if fb is None or fb == B:
+            return self.finish(self._run_from(z))
         if fb != 1:
-            raise InputSpecError(f"artifact has a fixed batch of {fb}, got {q.shape[0]}",
+            raise InputSpecError(f"artifact has a fixed batch of {fb}, got {B}",
                                  path=self.path, field="input.shape")
-        run, fin = self.runner.run, self.finish
-        return np.concatenate([fin(run(q[i:i + 1])) for i in range(q.shape[0])])
+        run, fin = self._run_from, self.finish
+        return np.concatenate([fin(run(z[i:i + 1])) for i in range(B)])
 
     __call__ = predict
 

@@ -7,6 +7,14 @@ Runner contract (the runtime, profiler and verifier build on it; keep it stable)
                           # full-integer models), shape as in input_details; returns raw output
     runner.input_details / runner.output_details: list[TensorDetails]
                           # name, dtype, shape, (scale, zero_point) where quantized (scale 0.0 = float)
+    y = runner.run_from(z)
+                          # the runtime's hot path: z is C-contiguous, shaped as input_details[0]
+                          # (any size in a dynamic dimension), float32 or the input dtype, with
+                          # values the input dtype holds exactly (already rounded and clipped for
+                          # int8); it is cast straight into the model's input (into the
+                          # interpreter's own buffer where the library allows) and not read after
+                          # the call. Returns the raw output as a fresh array the caller owns.
+                          # No other checks: the caller has made z right.
 
 Backends: ``executorch`` (.pte), ``litert`` (.tflite), ``onnx`` (.onnx), ``tflm`` (.tflite run by
 the TFLite Micro interpreter). Only these modules import the backend libraries, so an upgrade
@@ -52,6 +60,8 @@ class Runner(Protocol):
     output_details: list[TensorDetails]
 
     def run(self, x: np.ndarray) -> np.ndarray: ...
+
+    def run_from(self, z: np.ndarray) -> np.ndarray: ...
 
 
 def read_model_bytes(path_or_bytes: str | Path | bytes | bytearray) -> bytes:

@@ -96,11 +96,26 @@ class ExecuTorchRunner:
                                  tuple(int(s) for s in tm.sizes()))
         self.input_details = [det(md.input_tensor_meta(0), "input")]
         self.output_details = [det(md.output_tensor_meta(0), "output")]
+        # hot path, built once: one input tensor (and its numpy view) reused for every call, the
+        # argument tuple, the bound execute (outputs come back as new tensors, not aliases of the
+        # program's planned memory, so no copy is needed)
+        d = self.input_details[0]
+        self._t_in = torch.zeros(d.shape, dtype=torch.from_numpy(np.zeros(0, d.dtype)).dtype)
+        self._n_in = self._t_in.numpy()
+        self._args = (self._t_in,)
+        self._execute = self._m.execute
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """x: raw input (shape and dtype of ``input_details[0]``) -> raw output."""
         x = np.ascontiguousarray(x, dtype=self.input_details[0].dtype)
-        return self._m.execute([torch.from_numpy(x)])[0].numpy().copy()
+        return self._execute([torch.from_numpy(x)])[0].numpy()
+
+    def run_from(self, z: np.ndarray) -> np.ndarray:
+        """Runner contract hot path: z cast into the reused input tensor."""
+        if z.shape != self._n_in.shape:
+            return self.run(z)
+        np.copyto(self._n_in, z, casting="unsafe")
+        return self._execute(self._args)[0].numpy()
 
 
 def load_runner(path_or_bytes: str | Path | bytes) -> ExecuTorchRunner:

@@ -130,3 +130,50 @@ def test_wrong_shapes_rates_channels_nan(artifacts):
     x[0, 1, 5] = np.nan
     with pytest.raises(InputSpecError, match="NaN"):
         m.predict(x)
+
+
+@pytest.mark.parametrize("k", FLOAT + ["onnx_int8"])
+def test_hot_path_matches_the_general_path_and_returns_fresh_arrays(artifacts, k):
+    """One float32 window takes the short path (reused buffers, runner.run_from); its results
+    equal the general path's and the public pieces', and are never overwritten by a later call."""
+    m = _load(artifacts, k)
+    x = _x(3, seed=5)
+    y0 = m.predict(x[0:1])
+    kept = y0.copy()
+    y1 = m.predict(x[1:2])
+    np.testing.assert_array_equal(y0, kept)                 # not a view of a reused buffer
+    assert y0 is not y1 and not np.shares_memory(y0, y1)
+    # general path: float64 input goes through check_input; batch of three loops fixed-batch models
+    np.testing.assert_array_equal(m.predict(x[0:1].astype(np.float64)), y0)
+    np.testing.assert_allclose(m.predict(x)[:2], np.concatenate([y0, y1]), atol=1e-5)   # batch kernels may round differently
+    # the documented pieces: prepare -> runner.run -> finish
+    np.testing.assert_array_equal(m.finish(m.runner.run(m.prepare(m.check_input(x[1])))), y1)
+    # a NaN still raises the typed error on the short path, and the next call is unaffected
+    bad = x[2:3].copy()
+    bad[0, 0, 7] = np.inf
+    with pytest.raises(InputSpecError, match="NaN or infinite"):
+        m.predict(bad)
+    np.testing.assert_array_equal(m.predict(x[1:2]), y1)
+    # wrong shapes and dtypes still get typed errors
+    with pytest.raises(InputSpecError):
+        m.predict(x[0:1, :, :100])
+    with pytest.raises(InputSpecError, match="not numeric"):
+        m.predict(np.zeros((1, 3, WINDOW), dtype=object))
+
+
+def test_output_step_of_an_artifact_that_dequantizes_inside(artifacts, tmp_path):
+    """A float-I/O int8 artifact (.pte / QDQ .onnx) reports the shared int8 output scale its
+    manifest records; a float artifact reports 0."""
+    from edgefm.manifest import read_artifact_manifest, write_artifact_manifest
+    assert _load(artifacts, "onnx").output_step == 0.0
+    dst = tmp_path / "qdq_like.onnx"
+    shutil.copy(artifacts["onnx"], dst)
+    man = read_artifact_manifest(artifacts["onnx"])
+    fields = {k: man[k] for k in ("format", "source", "input_spec", "output_spec")}
+    fields["quantization"] = {"dtype": "int8", "input_dtype": "float32", "output_dtype": "float32",
+                              "input": {"scale": 0.02, "zero_point": 3}, "output": {"scale": 0.25, "zero_point": -128}}
+    write_artifact_manifest(dst, fields, ("onnxruntime",))
+    m = runtime.load(dst)
+    assert m.output_step == 0.25 and not m.quantized       # float I/O: nothing to (de)quantize here
+    x = _x(2)
+    np.testing.assert_array_equal(m.predict(x), _load(artifacts, "onnx").predict(x))
