@@ -1,4 +1,4 @@
-"""Compression: pruning, int8 quantization through each backend's quantizer, INC tuning, SQNR.
+"""Compression: pruning, int8 quantization (one PT2E scheme shared by every backend), INC tuning, SQNR.
 
     prune_(model, PruneConfig(ratio=0.5, recover_epochs=5), example, data=x)   # in place
     qm = quantize_(model, QuantConfig(backend="tflite", calibration=calib))   # new graph

@@ -1,18 +1,27 @@
-"""Static int8 post-training quantization through each backend's own quantizer.
+"""Static int8 post-training quantization: one PT2E scheme and one calibration for every backend.
 
     qm = quantize_(model, QuantConfig(backend="tflite", calibration=calib))   # calib: (N, C, T)
-    qm.module        # PT2E-converted GraphModule (pte, tflite): runs in eager with int8 numerics
-    qm.onnx          # QDQ ONNX bytes (onnx)
-    qm.layer_sqnr    # [{layer, op, sqnr_db}] against float on the calibration windows
+    qm.module          # PT2E-converted GraphModule in the backend's form: int8 numerics in eager
+    qm.onnx            # QDQ ONNX bytes (backend "onnx")
+    qm.converted(fold) / qm.onnx_qdq()   # the other backends' forms, from the same calibration
+    qm.qparams_sha256  # fingerprint of every scale and zero point (written to each manifest)
+    qm.layer_sqnr      # [{layer, op, sqnr_db}] against float on the calibration windows
 
-``backend``: ``pte`` (ExecuTorch XNNPACK quantizer), ``tflite`` (litert-torch PT2E quantizer,
-full integer), ``onnx`` (ONNX Runtime static QDQ). PT2E produces a new graph, so
-``quantize_`` returns the quantized model rather than editing ``model`` in place; ``model`` is
-left untouched.
+Every int8 artifact (.pte, .tflite, TFLite Micro, .onnx) is made from one quantized graph, so
+all of them carry the same scales and zero points and agree within one output quantization
+step. The scheme is ExecuTorch's XNNPACK PT2E quantizer (int8 symmetric per-channel weights,
+int8 affine activations, min/max calibration), extended to the int8-capable ops it leaves in
+float so that the graph is full integer for LiteRT and TFLite Micro too. ``backend`` only picks
+the form: ``pte`` (quantize ops folded into int8 weights: what XNNPACK lowering takes),
+``tflite`` (unfolded: what litert-torch converts), ``onnx`` (QDQ ONNX exported from the folded
+graph). PT2E produces a new graph, so ``quantize_`` returns the quantized model rather than
+editing ``model`` in place; ``model`` is left untouched.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,13 +38,14 @@ _ALIASES = {"executorch": "pte", "xnnpack": "pte", "litert": "tflite", "tflm": "
 class QuantConfig:
     """int8 static PTQ settings.
 
-    backend: ``pte`` | ``tflite`` | ``onnx`` (aliases: executorch, litert, tflm, onnxruntime).
+    backend: ``pte`` | ``tflite`` | ``onnx`` (aliases: executorch, litert, tflm, onnxruntime): the
+        form of the result; the quantization itself is the same for all three.
     calibration: (N, C, T) float32 windows, normalised as the model expects (N >= 1).
     per_channel: per-output-channel symmetric weight scales (else per-tensor).
     qat: quantization-aware fine-tuning after calibration (see :mod:`quantize.qat`); needs
         ``qat_data`` (x, y) and runs ``qat_epochs``.
-    keep_float: module paths (``blocks.3.pw``) or ONNX node names to leave in float, e.g. the
-        layers chosen by :func:`quantize.tune.tune`.
+    keep_float: module paths (``blocks.3.pw``) to leave in float, e.g. the layers chosen by
+        :func:`quantize.tune.tune`.
     max_calibration: at most this many calibration windows are used (first ones, in order).
     """
 
@@ -73,29 +83,105 @@ class QuantConfig:
 
 @dataclass
 class QuantizedModel:
+    """The calibrated int8 model. ``module``/``onnx`` are the form ``backend`` asked for;
+    :meth:`converted` and :meth:`onnx_qdq` give the others from the same calibration."""
+
     backend: str
     config: QuantConfig
-    module: torch.fx.GraphModule | None = None      # pte / tflite
+    module: torch.fx.GraphModule | None = None      # pte: folded, tflite: unfolded, onnx: folded
     float_module: torch.fx.GraphModule | None = None
-    quantizer: object = None                         # the backend quantizer that made `module`
+    quantizer: object = None                         # the PT2E quantizer that annotated the graph
     onnx: bytes | None = None                        # onnx (QDQ)
-    onnx_float: bytes | None = None
     layer_sqnr: list[dict] = field(default_factory=list)
+    qparams: list[dict] = field(default_factory=list, repr=False)
+    observed: torch.fx.GraphModule | None = field(default=None, repr=False)   # calibrated, not converted
+    example: tuple = field(default=(), repr=False)
+    _forms: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def qparams_sha256(self) -> str:
+        """sha256 of every scale and zero point of the quantized graph (order-independent)."""
+        from edgefm.manifest import sha256_bytes
+        rows = sorted(json.dumps(r, sort_keys=True) for r in self.qparams)
+        return sha256_bytes("\n".join(rows).encode())
+
+    def converted(self, fold: bool) -> torch.fx.GraphModule:
+        """The int8 GraphModule, quantize ops folded into int8 weights (``fold=True``, for
+        ExecuTorch/ONNX) or not (for litert-torch); converted from a copy of the one calibration."""
+        if fold not in self._forms:
+            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+            if self.observed is None:
+                raise ConfigError("this QuantizedModel keeps no calibrated graph to convert", field="observed")
+            self._forms[fold] = convert_pt2e(copy.deepcopy(self.observed), fold_quantize=fold)
+        return self._forms[fold]
+
+    def onnx_qdq(self) -> bytes:
+        """QDQ ONNX bytes of the quantized graph (same scales and zero points as every other form)."""
+        if "onnx" not in self._forms:
+            from edgefm.adapters.onnx import export_qdq
+            self._forms["onnx"] = export_qdq(self.converted(fold=True), self.example)
+        return self._forms["onnx"]
+
+    def io_qparams(self) -> dict:
+        """``{"input": {scale, zero_point}, "output": {...}}``: the graph's first quantize and
+        last dequantize, i.e. what an int8-I/O artifact takes and returns."""
+        return pt2e_io(self.converted(fold=True))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.module is not None:
-            with torch.no_grad():
+        """x: (B, C, T) -> (B, D): the quantized graph in eager, or (backend ``onnx``) the QDQ
+        ONNX in ONNX Runtime, one window at a time (the graph is traced at batch 1)."""
+        if self.backend == "onnx" and self.onnx is not None:
+            from edgefm.adapters.onnx import OnnxRunner
+            if "onnx_runner" not in self._forms:
+                self._forms["onnx_runner"] = OnnxRunner(self.onnx)
+            run = self._forms["onnx_runner"].run
+            xn = x.detach().cpu().numpy().astype(np.float32)
+            return torch.from_numpy(np.concatenate([run(xn[i:i + 1]) for i in range(len(xn))]))
+        with torch.no_grad():
+            if x.shape[0] == 1:
                 return self.module(x)
-        from edgefm.adapters.onnx import OnnxRunner
-        return torch.from_numpy(OnnxRunner(self.onnx).run(x.numpy()))
+            return torch.cat([self.module(x[i:i + 1]) for i in range(x.shape[0])])
 
 
-def _backend_quantizer(backend: str, per_channel: bool, qat: bool):
-    if backend == "pte":
-        from edgefm.adapters.executorch import quantizer
-    else:
-        from edgefm.adapters.litert import quantizer
-    return quantizer(per_channel=per_channel, qat=qat)
+def int8_quantizer(per_channel: bool = True, qat: bool = False):
+    """The one PT2E quantizer behind every int8 artifact (see the module docstring)."""
+    from edgefm.adapters.executorch import quantizer
+    return quantizer(per_channel=per_channel, qat=qat, full_integer=True)
+
+
+def pt2e_qparams(gm: torch.fx.GraphModule) -> list[dict]:
+    """Scale / zero point of every dequantize op of a converted PT2E graph (per-channel ones as
+    lists with their axis), in graph order. The same for the folded and unfolded forms."""
+    def val(a):
+        if isinstance(a, torch.fx.Node) and a.op == "get_attr":
+            t = gm
+            for part in a.target.split("."):
+                t = getattr(t, part)
+            return t.detach().cpu().double().tolist() if isinstance(t, torch.Tensor) else t
+        return a.item() if isinstance(a, torch.Tensor) else a
+    out = []
+    for n in gm.graph.nodes:
+        if n.op == "call_function" and "dequantize_per" in str(n.target):
+            per_channel = "per_channel" in str(n.target)
+            row = {"scale": val(n.args[1]), "zero_point": val(n.args[2]),
+                   "dtype": str(n.args[6 if per_channel else 5])}
+            if per_channel:
+                row["axis"] = int(n.args[3])
+            out.append(row)
+    return out
+
+
+def pt2e_io(gm: torch.fx.GraphModule) -> dict:
+    """Scale / zero point of the first quantize and last dequantize of a converted PT2E graph."""
+    q = [n for n in gm.graph.nodes if n.op == "call_function" and "quantize_per_tensor" in str(n.target)
+         and "dequantize" not in str(n.target)]
+    d = [n for n in gm.graph.nodes if n.op == "call_function" and "dequantize_per_tensor" in str(n.target)]
+    out = {}
+    if q and isinstance(q[0].args[1], float):
+        out["input"] = {"scale": float(q[0].args[1]), "zero_point": int(q[0].args[2])}
+    if d and isinstance(d[-1].args[1], float):
+        out["output"] = {"scale": float(d[-1].args[1]), "zero_point": int(d[-1].args[2])}
+    return out
 
 
 def _keep_float(q, gm: torch.fx.GraphModule, names: tuple[str, ...]) -> None:
@@ -133,9 +219,11 @@ def _keep_float(q, gm: torch.fx.GraphModule, names: tuple[str, ...]) -> None:
 
 
 def quantize_(model: torch.nn.Module, config: QuantConfig) -> QuantizedModel:
-    """int8-quantize ``model`` (eval mode; input ``(B, C, T)``) with ``config.backend``'s quantizer,
-    calibrated on ``config.calibration``; reports per-layer SQNR against float."""
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    """int8-quantize ``model`` (eval mode; input ``(B, C, T)``) with the shared PT2E scheme,
+    calibrated on ``config.calibration``; returns it in ``config.backend``'s form with the
+    per-layer SQNR against float."""
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+    from torchao.quantization.pt2e.utils import _fuse_conv_bn_
     from edgefm.adapters._graph import capture
     from quantize.sqnr import layer_sqnr
     torch.manual_seed(0)
@@ -143,28 +231,25 @@ def quantize_(model: torch.nn.Module, config: QuantConfig) -> QuantizedModel:
     calib = torch.from_numpy(config.calibration)
     example = (calib[:1],)
     xs = [calib[i:i + 1] for i in range(min(len(calib), 32))]
-    if config.backend == "onnx":
-        from edgefm.adapters import onnx as ox
-        fp32 = ox.export(model, example)
-        qdq = ox.quantize_qdq(fp32, config.calibration, per_channel=config.per_channel,
-                              exclude_nodes=ox.nodes_of_layers(fp32, config.keep_float))
-        rows = ox.layer_rows(fp32, ox.tensor_sqnr(fp32, qdq, config.calibration[:16]))
-        return QuantizedModel("onnx", config, onnx=qdq, onnx_float=fp32, layer_sqnr=rows)
-
-    q = _backend_quantizer(config.backend, config.per_channel, config.qat)
+    q = int8_quantizer(config.per_channel, config.qat)
     gm = capture(model, example)
     fgm = capture(model, example)
-    from torchao.quantization.pt2e.utils import _fuse_conv_bn_
     _fuse_conv_bn_(fgm)          # compare like with like: PT2E folds BatchNorm into the conv
     _keep_float(q, gm, config.keep_float)
     if config.qat:
         from quantize.qat import qat_finetune
-        qgm = qat_finetune(gm, q, config)
+        observed = qat_finetune(gm, q, config)
     else:
-        p = prepare_pt2e(gm, q)
+        observed = prepare_pt2e(gm, q)
         with torch.no_grad():
             for i in range(len(calib)):
-                p(calib[i:i + 1])
-        qgm = convert_pt2e(p, fold_quantize=config.backend == "pte")
-    return QuantizedModel(config.backend, config, module=qgm, float_module=fgm, quantizer=q,
-                          layer_sqnr=layer_sqnr(fgm, qgm, xs))
+                observed(calib[i:i + 1])
+    qm = QuantizedModel(config.backend, config, float_module=fgm, quantizer=q, observed=observed,
+                        example=example)
+    folded = qm.converted(fold=True)
+    qm.module = folded if config.backend in ("pte", "onnx") else qm.converted(fold=False)
+    qm.qparams = pt2e_qparams(folded)
+    if config.backend == "onnx":
+        qm.onnx = qm.onnx_qdq()
+    qm.layer_sqnr = layer_sqnr(fgm, qm.module, xs)
+    return qm

@@ -1,5 +1,5 @@
-"""Quantization-aware training (PT2E): fake-quantize with the backend's quantizer, fine-tune on
-labelled windows, then convert — used by :func:`quantize.ptq.quantize_` when ``qat=True``."""
+"""Quantization-aware training (PT2E): fake-quantize with the shared int8 quantizer, fine-tune on
+labelled windows — used by :func:`quantize.ptq.quantize_` when ``qat=True`` (which converts)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from edgefm.errors import DataError
 
 
 def qat_finetune(gm: torch.fx.GraphModule, quantizer, config) -> torch.fx.GraphModule:
-    """gm: ``torch.export``-ed model; quantizer: the backend's PT2E quantizer built with
-    ``qat=True``; config: :class:`quantize.ptq.QuantConfig` with ``qat_data=(x (N, C, T), y (N,)
-    or (N, D))``. Calibrates, trains ``config.qat_epochs`` epochs (MSE, Adam 1e-4, batch 1 because
-    the exported graph has a fixed batch), returns the converted int8 GraphModule."""
+    """gm: ``torch.export``-ed model; quantizer: the PT2E quantizer built with ``qat=True``;
+    config: :class:`quantize.ptq.QuantConfig` with ``qat_data=(x (N, C, T), y (N,) or (N, D))``.
+    Calibrates, trains ``config.qat_epochs`` epochs (MSE, Adam 1e-4, batch 1 because the exported
+    graph has a fixed batch), returns the trained fake-quantized graph in eval mode (not yet
+    converted: ``convert_pt2e`` of a copy gives each backend's form)."""
     from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
     x, y = config.qat_data
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
     y = torch.as_tensor(np.asarray(y, dtype=np.float32)).reshape(len(x), -1)
@@ -36,4 +37,4 @@ def qat_finetune(gm: torch.fx.GraphModule, quantizer, config) -> torch.fx.GraphM
             loss.backward()
             opt.step()
     move_exported_model_to_eval(p)
-    return convert_pt2e(p, fold_quantize=config.backend == "pte")
+    return p

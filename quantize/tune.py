@@ -7,7 +7,7 @@
 Layers are ranked by per-layer SQNR of the all-int8 model (lowest = most sensitive). Neural
 Compressor's ``TuningConfig`` / ``init_tuning`` drive the search: each trial is an
 ``INT8StaticQuantConfig`` whose ``set_local(layer, fp32)`` entries name the layers kept in float;
-the backend's own quantizer then builds that trial's model, and INC's tuning monitor stops at
+the shared int8 quantizer then builds that trial's model, and INC's tuning monitor stops at
 the first trial within ``tolerable_loss`` (relative HR-MAE loss vs float).
 """
 

@@ -1,4 +1,5 @@
-"""Helpers shared by adapters: capture a module as an ATen graph and name its layers."""
+"""Helpers shared by adapters: capture a module as an ATen graph, name its layers, and annotate
+the int8-capable ops a PT2E quantizer left in float."""
 
 from __future__ import annotations
 
@@ -33,3 +34,25 @@ def layer_of(node: torch.fx.Node) -> str:
 def op_name(node: torch.fx.Node) -> str:
     t = node.target
     return getattr(t, "__name__", str(t)).replace(".default", "")
+
+
+# ops that run in int8 in XNNPACK, LiteRT and TFLite Micro alike but that some PT2E quantizers
+# leave unannotated (hence in float, which breaks a full-integer .tflite)
+PASSTHROUGH_OPS = frozenset({"aten.mean.dim", "aten.adaptive_avg_pool1d.default", "aten.avg_pool1d.default",
+                             "aten.avg_pool2d.default", "aten.hardtanh.default", "aten.relu.default",
+                             "aten.relu6.default", "aten.clamp.default"})
+
+
+def annotate_passthrough(gm: torch.fx.GraphModule, config) -> None:
+    """Give every op of :data:`PASSTHROUGH_OPS` that the quantizer left unannotated int8 input and
+    output (``config``: the quantizer's ``QuantizationConfig``), so the graph is integer end to end."""
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+    act = config.input_activation
+    for n in gm.graph.nodes:
+        if n.op != "call_function" or str(n.target) not in PASSTHROUGH_OPS:
+            continue
+        ann = n.meta.get("quantization_annotation")
+        if ann is not None and getattr(ann, "_annotated", False):
+            continue
+        n.meta["quantization_annotation"] = QuantizationAnnotation(
+            input_qspec_map={n.args[0]: act}, output_qspec=config.output_activation, _annotated=True)

@@ -21,12 +21,26 @@ LIBRARY = "executorch"
 _ET_DTYPES = {0: np.uint8, 1: np.int8, 3: np.int32, 4: np.int64, 6: np.float32, 7: np.float64}
 
 
-def quantizer(per_channel: bool = True, qat: bool = False):
-    """ExecuTorch's own XNNPACK PT2E quantizer: int8 symmetric weights, int8 affine activations."""
+def quantizer(per_channel: bool = True, qat: bool = False, full_integer: bool = False):
+    """ExecuTorch's own XNNPACK PT2E quantizer: int8 symmetric weights (per output channel with
+    ``per_channel``), int8 affine activations.
+
+    full_integer: also give int8 input/output to the int8-capable ops it leaves in float
+    (:data:`edgefm.adapters._graph.PASSTHROUGH_OPS`), so that the same quantized graph converts
+    to a full-integer ``.tflite`` for LiteRT and TFLite Micro as well as lowering to XNNPACK.
+    """
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer, get_symmetric_quantization_config)
-    return XNNPACKQuantizer().set_global(
-        get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat))
+    from edgefm.adapters._graph import annotate_passthrough
+
+    class _FullIntegerXNNPACKQuantizer(XNNPACKQuantizer):
+        def annotate(self, model):
+            model = super().annotate(model)
+            annotate_passthrough(model, self.global_config)
+            return model
+
+    cls = _FullIntegerXNNPACKQuantizer if full_integer else XNNPACKQuantizer
+    return cls().set_global(get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat))
 
 
 def lower(model: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> tuple[bytes, list[dict]]:

@@ -1,6 +1,6 @@
-"""LiteRT adapter: litert-torch conversion (fp32 and PT2E full-int8 ``.tflite``), int8 model I/O,
-op listing, and running with the LiteRT interpreter (``ai_edge_litert``; ``tflite_runtime`` only
-if that is absent).
+"""LiteRT adapter: litert-torch conversion (fp32, and full-int8 ``.tflite`` from a PT2E-quantized
+graph), int8 model I/O, op listing, and running with the LiteRT interpreter (``ai_edge_litert``;
+``tflite_runtime`` only if that is absent).
 
 Runner contract (see :mod:`edgefm.adapters`): ``load_runner(path_or_bytes) -> Runner`` with
 ``run(x: np.ndarray) -> np.ndarray`` in the model's raw dtypes (int8 in and out for the
@@ -26,57 +26,21 @@ LIBRARY = "litert-torch"
 _TFLITE_INT8 = 9   # tflite::TensorType_INT8
 
 
-# ------------------------------------------------------------------ quantizer
-
-def quantizer(per_channel: bool = True, qat: bool = False):
-    """litert-torch's own PT2E quantizer (symmetric int8), extended to a few int8-capable ops it
-    leaves unannotated (mean over time, 1-D average pooling, ReLU6/hardtanh, standalone ReLU),
-    so the whole graph becomes integer and TFLite Micro can run it."""
-    from litert_torch.quantize import pt2e_quantizer as pq
-
-    class _FullIntegerPT2EQuantizer(pq.PT2EQuantizer):
-        # litert-torch 0.10's conv+bn QAT annotators trace patterns with an API torchao 0.18 no
-        # longer accepts; plain conv annotation + torchao's own QAT conv-bn folding covers them
-        STATIC_QAT_ONLY_OPS = []
-
-        def annotate(self, model):
-            model = super().annotate(model)
-            _annotate_passthrough(model, self.global_config)
-            return model
-
-    return _FullIntegerPT2EQuantizer().set_global(
-        pq.get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat))
-
-
-_PASSTHROUGH = {"aten.mean.dim", "aten.adaptive_avg_pool1d.default", "aten.avg_pool1d.default",
-                "aten.avg_pool2d.default", "aten.hardtanh.default", "aten.relu.default",
-                "aten.relu6.default", "aten.clamp.default"}
-
-
-def _annotate_passthrough(gm: torch.fx.GraphModule, config) -> None:
-    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
-    act = config.input_activation
-    for n in gm.graph.nodes:
-        if n.op != "call_function" or str(n.target) not in _PASSTHROUGH:
-            continue
-        ann = n.meta.get("quantization_annotation")
-        if ann is not None and getattr(ann, "_annotated", False):
-            continue
-        src = n.args[0]
-        n.meta["quantization_annotation"] = QuantizationAnnotation(
-            input_qspec_map={src: act}, output_qspec=config.output_activation, _annotated=True)
-
-
 # ------------------------------------------------------------------ conversion
 
-def convert(model: torch.nn.Module, example: tuple[torch.Tensor, ...], pt2e_quantizer=None) -> bytes:
-    """``.tflite`` bytes of ``model`` (eager fp32, or a PT2E-converted GraphModule with the
-    ``pt2e_quantizer`` that made it)."""
+def convert(model: torch.nn.Module, example: tuple[torch.Tensor, ...], int8: bool = False) -> bytes:
+    """``.tflite`` bytes of ``model``: an eager fp32 module, or (``int8=True``) a static PT2E
+    int8 GraphModule (``convert_pt2e(..., fold_quantize=False)``), converted with the scales and
+    zero points its quantize/dequantize ops carry (whichever PT2E quantizer annotated it)."""
     import litert_torch
-    from litert_torch.quantize import quant_config as qc
     kw = {}
-    if pt2e_quantizer is not None:
-        kw["quant_config"] = qc.QuantConfig(pt2e_quantizer=pt2e_quantizer)
+    if int8:
+        from litert_torch.quantize import pt2e_quantizer as pq
+        from litert_torch.quantize import quant_config as qc
+        # litert-torch reads only static-vs-dynamic from this quantizer: the graph is already
+        # quantized, nothing is re-annotated or re-calibrated
+        static = pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config())
+        kw["quant_config"] = qc.QuantConfig(pt2e_quantizer=static)
     try:
         with _quiet():
             if not isinstance(model, torch.fx.GraphModule):

@@ -1,5 +1,6 @@
-"""ONNX adapter: ``torch.onnx`` export (fp32), ONNX Runtime static QDQ int8 quantization
-(per-channel weights), per-tensor quantization error, and running with ONNX Runtime.
+"""ONNX adapter: ``torch.onnx`` export (fp32 from the eager module; int8 QDQ from a PT2E-quantized
+graph, so the ONNX carries the same scales and zero points as the .pte and .tflite) and running
+with ONNX Runtime.
 
 Runner contract (see :mod:`edgefm.adapters`): ``load_runner(path_or_bytes) -> Runner`` with
 ``run(x: np.ndarray) -> np.ndarray`` in the model's raw dtypes (QDQ models built here keep
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -23,7 +23,8 @@ from edgefm.adapters import TensorDetails, read_model_bytes
 from edgefm.errors import ExportError
 
 LIBRARY = "onnxruntime"
-OPSET = 17
+OPSET = 17            # fp32 (TorchScript exporter)
+QDQ_OPSET = 18        # int8 QDQ (dynamo exporter; onnxscript's quantized_decomposed functions)
 INPUT_NAME, OUTPUT_NAME = "x", "y"
 
 
@@ -44,106 +45,55 @@ def export(model: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> bytes:
     return buf.getvalue()
 
 
-class _Reader:
-    """ONNX Runtime calibration reader over (N, C, T) float32 windows, one window at a time."""
-
-    def __init__(self, calib: np.ndarray):
-        self._it = iter([{INPUT_NAME: calib[i:i + 1].astype(np.float32)} for i in range(len(calib))])
-
-    def get_next(self):
-        return next(self._it, None)
-
-
-def quantize_qdq(model: bytes, calib: np.ndarray, per_channel: bool = True,
-                 exclude_nodes: list[str] | None = None) -> bytes:
-    """Static int8 QDQ quantization with ONNX Runtime's own quantizer (MinMax calibration on
-    ``calib`` (N, C, T) float32, symmetric int8 per-channel weights, int8 activations).
-    ``exclude_nodes`` stay in float (e.g. the most sensitive layers)."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    reader = type("Reader", (_Reader, CalibrationDataReader), {})(calib)
-    with tempfile.TemporaryDirectory() as d, _quiet():
-        src, pre, dst = Path(d) / "f.onnx", Path(d) / "pre.onnx", Path(d) / "q.onnx"
-        src.write_bytes(model)
-        try:
-            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-            quantize_static(str(pre), str(dst), reader, quant_format=QuantFormat.QDQ,
-                            per_channel=per_channel, activation_type=QuantType.QInt8,
-                            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                            nodes_to_exclude=list(exclude_nodes or []),
-                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
-        except Exception as e:
-            raise ExportError(f"ONNX Runtime static quantization failed: {str(e).splitlines()[0]}") from e
-        return dst.read_bytes()
+def export_qdq(qgm: torch.fx.GraphModule, example: tuple[torch.Tensor, ...]) -> bytes:
+    """QDQ ONNX bytes (opset :data:`QDQ_OPSET`) of a PT2E int8 GraphModule
+    (``convert_pt2e(..., fold_quantize=True)``): the dynamo exporter (torch.onnx + onnxscript's
+    torchlib) maps ``quantized_decomposed.quantize/dequantize_per_tensor`` to
+    QuantizeLinear/DequantizeLinear and ``dequantize_per_channel`` of the int8 weights to a
+    per-axis DequantizeLinear, so ONNX Runtime runs the very scales and zero points the other
+    int8 artifacts carry (it fuses the QDQ pairs into QLinearConv / QGemm). Float32 input and
+    output; the batch is the example's (the quantized graph is traced at batch 1). Deterministic:
+    per-node metadata (stack traces, fx node text) is dropped."""
+    try:
+        with _quiet(), contextlib.redirect_stdout(io.StringIO()):
+            prog = torch.onnx.export(qgm, tuple(example), dynamo=True, input_names=[INPUT_NAME],
+                                     output_names=[OUTPUT_NAME], opset_version=QDQ_OPSET, verbose=False)
+        proto = prog.model_proto
+    except Exception as e:
+        raise ExportError(f"ONNX export of the int8 graph failed: {str(e).splitlines()[0]}",
+                          hint="run `edgefm export --check-only` to list unsupported ops") from e
+    ops = {n.op_type for n in proto.graph.node}
+    if not {"QuantizeLinear", "DequantizeLinear"} <= ops:
+        raise ExportError("the int8 ONNX graph has no QuantizeLinear/DequantizeLinear nodes: the "
+                          "exporter decomposed the quantize ops", hint="check the torch/onnxscript versions")
+    for n in proto.graph.node:
+        del n.metadata_props[:]
+        n.doc_string = ""
+    for v in list(proto.graph.input) + list(proto.graph.output) + list(proto.graph.value_info):
+        del v.metadata_props[:]
+    del proto.metadata_props[:]
+    proto.doc_string = proto.graph.doc_string = ""
+    return proto.SerializeToString()
 
 
-def tensor_sqnr(fp32: bytes, qdq: bytes, x: np.ndarray) -> dict[str, float]:
-    """Per-tensor SQNR (dB) of the QDQ model's activations against the float model's on ``x``,
-    with ONNX Runtime's ``qdq_loss_debug`` tools. Keys are the float model's tensor names."""
-    from onnxruntime.quantization.qdq_loss_debug import (collect_activations, compute_activation_error,
-                                                         create_activation_matching,
-                                                         modify_model_output_intermediate_tensors)
-    with tempfile.TemporaryDirectory() as d, _quiet():
-        f, q = Path(d) / "f.onnx", Path(d) / "q.onnx"
-        f.write_bytes(fp32)
-        q.write_bytes(qdq)
-        fa, qa = Path(d) / "fa.onnx", Path(d) / "qa.onnx"
-        modify_model_output_intermediate_tensors(str(f), str(fa))
-        modify_model_output_intermediate_tensors(str(q), str(qa))
-        feeds = [{INPUT_NAME: x[i:i + 1].astype(np.float32)} for i in range(len(x))]
-        f_act = collect_activations(str(fa), iter(feeds))
-        q_act = collect_activations(str(qa), iter(feeds))
-        err = compute_activation_error(create_activation_matching(q_act, f_act))
-    return {k: float(v["xmodel_err"]) for k, v in sorted(err.items()) if "xmodel_err" in v}
-
-
-def _module_path(tensor: str) -> tuple[str, str]:
-    """'/blocks/blocks.0/dw/dw.2/Clip_output_0' -> ('blocks.0.dw.2', 'Clip')."""
-    parts = tensor.strip("/").split("/")
-    op = parts[-1].split("_output")[0] if parts else tensor
-    path: list[str] = []
-    for p in parts[:-1]:
-        if path and p.startswith(".".join(path) + "."):
-            path = p.split(".")
-        elif path and p.startswith(path[-1] + "."):
-            path[-1:] = p.split(".")
-        else:
-            path.append(p)
-    return ".".join(path) or op, op
-
-
-def layer_rows(fp32: bytes, sqnr: dict[str, float]) -> list[dict]:
-    """Per-tensor SQNR as ``[{layer, op, node, sqnr_db}]`` in graph order (module paths where the
-    exporter scoped the names)."""
+def qdq_params(model: bytes) -> list[dict]:
+    """Scale / zero point of every QuantizeLinear and DequantizeLinear of an ONNX model, in
+    graph order: ``[{op, scale, zero_point}]`` (lists for per-axis nodes)."""
     import onnx
-    g = onnx.load_from_string(fp32).graph
-    rows = []
-    for n in g.node:
-        for t in n.output:
-            if t in sqnr:
-                layer, op = _module_path(t)
-                rows.append({"layer": layer, "op": n.op_type or op, "node": t,
-                             "sqnr_db": round(min(sqnr[t], 120.0), 2)})
-    return rows
-
-
-def nodes_of_layers(model: bytes, layers) -> list[str]:
-    """ONNX node names belonging to module paths ``layers`` (or given directly as node names)."""
-    out = []
-    for name, _ in node_names(model):
-        path = _module_path(name + "_output_0")[0]
-        if name in layers or any(path == k or path.startswith(k + ".") for k in layers):
-            out.append(name)
-    return out
-
-
-def node_names(model: bytes) -> list[tuple[str, str]]:
-    """``[(node name, op type)]`` of an ONNX model, in graph order."""
-    import onnx
+    from onnx import numpy_helper
     g = onnx.load_from_string(model).graph
-    return [(n.name, n.op_type) for n in g.node]
+    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    for n in g.node:
+        if n.op_type == "Constant":
+            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    out = []
+    for n in g.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            s = consts.get(n.input[1])
+            z = consts.get(n.input[2]) if len(n.input) > 2 else None
+            out.append({"op": n.op_type, "scale": None if s is None else s.tolist(),
+                        "zero_point": None if z is None else z.tolist()})
+    return out
 
 
 @contextlib.contextmanager

@@ -1,8 +1,14 @@
 """Export a model to deployable artifacts, one readable function per format.
 
-Each function: op check -> (int8: quantize with the backend's own quantizer) -> convert ->
-run the bytes in the real runtime on held-out windows and compare with eager -> write the
-artifact atomically -> write ``NAME.manifest.json`` (docs/DESIGN.md fields) -> re-read it.
+Each function: op check -> (int8: the shared PT2E quantization, :func:`quantize.ptq.quantize_`)
+-> convert -> run the bytes in the real runtime on held-out windows and compare with eager ->
+write the artifact atomically -> write ``NAME.manifest.json`` (docs/DESIGN.md fields) -> re-read it.
+
+int8: every format is made from one quantized graph (one calibration, one set of scales and
+zero points), so the .pte, .tflite, TFLite Micro array and .onnx of a model agree within one
+output quantization step; each manifest records ``quantization.qparams_sha256`` to show it.
+Pass ``quantized=`` (a :class:`quantize.ptq.QuantizedModel`) to reuse one calibration across
+calls; ``export(..., "all", int8=True)`` does.
 
     res = export_tflite(model, "out/", calib, int8=True, heldout=(x, y), spec=spec)
     res.path, res.manifest, res.verification   # student_int8.tflite, ..., {sqnr_db, mae, rel_loss}
@@ -25,6 +31,7 @@ from edgefm.export.verify import eager_outputs, metrics, run_float
 from edgefm.manifest import atomic_write_bytes, read_artifact_manifest, sha256_bytes, write_artifact_manifest
 
 FORMATS = ("pte", "tflite", "onnx", "tflm")
+INT8_SCHEME = "pt2e-xnnpack-int8-full-integer"   # quantize.ptq: one scheme, one calibration, every format
 # int8 artifacts must keep at least this SQNR (dB) vs eager on held-out windows
 MIN_INT8_SQNR_DB = 10.0
 MIN_FP32_SQNR_DB = 40.0
@@ -122,43 +129,56 @@ def _check_verification(fmt: str, path: Path, rep: dict, int8: bool) -> None:
                                                 "(edgefm compress tune) or recalibrate with more windows")
 
 
-def _pt2e_io(qgm: torch.fx.GraphModule) -> dict:
-    """Scale / zero point of the first quantize and last dequantize of a PT2E graph."""
-    q = [n for n in qgm.graph.nodes if n.op == "call_function" and "quantize_per_tensor" in str(n.target)
-         and "dequantize" not in str(n.target)]
-    d = [n for n in qgm.graph.nodes if n.op == "call_function" and "dequantize_per_tensor" in str(n.target)]
-    out = {}
-    if q and isinstance(q[0].args[1], float):
-        out["input"] = {"scale": float(q[0].args[1]), "zero_point": int(q[0].args[2])}
-    if d and isinstance(d[-1].args[1], float):
-        out["output"] = {"scale": float(d[-1].args[1]), "zero_point": int(d[-1].args[2])}
-    return out
+def _int8(model, calib: np.ndarray, quantized=None, keep_float=()):
+    """The shared int8 model: ``quantized`` when given (checked to be calibrated on ``calib``),
+    else a new calibration on ``calib``."""
+    from quantize.ptq import QuantConfig, QuantizedModel, quantize_
+    if quantized is None:
+        return quantize_(model, QuantConfig(backend="pte", calibration=calib, keep_float=tuple(keep_float)))
+    if not isinstance(quantized, QuantizedModel) or quantized.observed is None:
+        raise ConfigError("quantized= must be a QuantizedModel from quantize.ptq.quantize_", field="quantized")
+    c = quantized.config.calibration
+    if c.shape[1:] != calib.shape[1:] or not np.array_equal(c, calib[:len(c)]):
+        raise ConfigError("quantized= was calibrated on other windows than calib", field="quantized",
+                          hint="pass the calibration windows it was made with")
+    return quantized
+
+
+def _check_io(fmt: str, qm, i, o) -> None:
+    """An int8-I/O artifact must take and return exactly the shared graph's input/output qparams."""
+    ref = qm.io_qparams()
+    for name, d in (("input", i), ("output", o)):
+        r = ref.get(name)
+        if r is None or abs(d.scale - r["scale"]) > 1e-6 * r["scale"] or d.zero_point != r["zero_point"]:
+            raise ExportError(f"{fmt} {name} scale/zero point ({d.scale}, {d.zero_point}) differ from the "
+                              f"quantized graph's {r}", hint="the converter requantized the model; check its version")
 
 
 def _quant_info(qm, int8: bool, **kw) -> dict:
     if not int8:
         return {"dtype": "float32", "input_dtype": "float32", "output_dtype": "float32"}
-    return {"dtype": "int8", "per_channel": qm.config.per_channel, "qat": qm.config.qat,
-            "keep_float": list(qm.config.keep_float), "layer_sqnr": qm.layer_sqnr, **kw}
+    return {"dtype": "int8", "scheme": INT8_SCHEME, "per_channel": qm.config.per_channel, "qat": qm.config.qat,
+            "keep_float": list(qm.config.keep_float), "qparams_sha256": qm.qparams_sha256,
+            "calibration_windows": int(len(qm.config.calibration)), **qm.io_qparams(),
+            "layer_sqnr": qm.layer_sqnr, **kw}
 
 
 # --------------------------------------------------------------------------- ExecuTorch
 
 def export_pte(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, *, int8: bool = False,
-               heldout=None, spec: ArtifactSpec = ArtifactSpec(), name: str = "student") -> ExportResult:
+               heldout=None, spec: ArtifactSpec = ArtifactSpec(), name: str = "student",
+               quantized=None) -> ExportResult:
     """ExecuTorch ``.pte``, XNNPACK-delegated: ``NAME_xnnpack_fp32.pte`` or ``NAME_xnnpack_q8.pte``
-    (ExecuTorch's XNNPACK PT2E quantizer; float32 I/O, int8 inside the delegate)."""
+    (the shared int8 graph with its quantize ops folded; float32 I/O, int8 inside the delegate)."""
     from edgefm.adapters import executorch as et
-    from quantize.ptq import QuantConfig, quantize_
     model, calib, _, hx, hy = _prep(model, calib, heldout, spec)
     example = (torch.from_numpy(calib[:1]),)
-    qm = quantize_(model, QuantConfig(backend="pte", calibration=calib)) if int8 else None
-    data, leftover = et.lower(qm.module if int8 else model, example)
+    qm = _int8(model, calib, quantized) if int8 else None
+    data, leftover = et.lower(qm.converted(fold=True) if int8 else model, example)
     path = Path(out_dir) / f"{name}_xnnpack_{'q8' if int8 else 'fp32'}.pte"
     rep = metrics(run_float(et.ExecuTorchRunner(data), hx), eager_outputs(model, hx), hy)
     _check_verification("pte", path, rep, int8)
-    quant = _quant_info(qm, int8, input_dtype="float32", output_dtype="float32",
-                        scheme="xnnpack-pt2e-symmetric", **(_pt2e_io(qm.module) if int8 else {}))
+    quant = _quant_info(qm, int8, input_dtype="float32", output_dtype="float32")
     fields = _manifest_fields("pte", spec, quant, calib, example[0].shape, rep,
                               delegate="xnnpack", non_delegated_ops=leftover)
     mp = _finish("pte", data, path, fields, ("executorch",))
@@ -167,34 +187,35 @@ def export_pte(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, *
 
 # --------------------------------------------------------------------------- LiteRT
 
-def _tflite_bytes(model, calib, int8: bool, keep_float=()):
+def _tflite_bytes(model, calib, int8: bool, keep_float=(), quantized=None):
     from edgefm.adapters import litert
-    from quantize.ptq import QuantConfig, quantize_
     example = (torch.from_numpy(calib[:1]),)
     if not int8:
         return litert.strip_names(litert.convert(model, example)), None
-    qm = quantize_(model, QuantConfig(backend="tflite", calibration=calib, keep_float=tuple(keep_float)))
-    data = litert.convert(qm.module, example, pt2e_quantizer=qm.quantizer)
+    qm = _int8(model, calib, quantized, keep_float)
+    data = litert.convert(qm.converted(fold=False), example, int8=True)
     return litert.strip_names(litert.int8_io(data)), qm
 
 
 def export_tflite(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, *, int8: bool = False,
-                  heldout=None, spec: ArtifactSpec = ArtifactSpec(), name: str = "student") -> ExportResult:
+                  heldout=None, spec: ArtifactSpec = ArtifactSpec(), name: str = "student",
+                  quantized=None) -> ExportResult:
     """LiteRT ``.tflite`` via litert-torch: ``NAME_fp32.tflite``, or ``NAME_int8.tflite`` — full
-    integer with int8 input and output (litert-torch's PT2E quantizer), what an MCU wants."""
+    integer with int8 input and output (the shared int8 graph converted), what an MCU wants."""
     from edgefm.adapters import litert
     from edgefm.export.opcheck import check_ops
     model, calib, _, hx, hy = _prep(model, calib, heldout, spec)
     example = (torch.from_numpy(calib[:1]),)
     check_ops(model, example, "litert")
-    data, qm = _tflite_bytes(model, calib, int8)
+    data, qm = _tflite_bytes(model, calib, int8, quantized=quantized)
     path = Path(out_dir) / f"{name}_{'int8' if int8 else 'fp32'}.tflite"
     r = litert.LiteRTRunner(data)
     rep = metrics(run_float(r, hx), eager_outputs(model, hx), hy)
     _check_verification("tflite", path, rep, int8)
     i, o = r.input_details[0], r.output_details[0]
+    if int8:
+        _check_io("tflite", qm, i, o)
     quant = _quant_info(qm, int8, input_dtype=i.dtype.name, output_dtype=o.dtype.name,
-                        scheme="litert-pt2e-symmetric-full-integer",
                         input={"scale": i.scale, "zero_point": i.zero_point},
                         output={"scale": o.scale, "zero_point": o.zero_point})
     fields = _manifest_fields("tflite", spec, quant, calib, example[0].shape, rep, ops=litert.list_ops(data))
@@ -205,20 +226,22 @@ def export_tflite(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray
 # --------------------------------------------------------------------------- ONNX
 
 def export_onnx(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, *, int8: bool = False,
-                heldout=None, spec: ArtifactSpec = ArtifactSpec(), name: str = "student") -> ExportResult:
-    """ONNX (opset 17, dynamic batch): ``NAME.onnx`` (fp32), or ``NAME_qdq.onnx`` — ONNX Runtime
-    static QDQ int8 with per-channel weights (float32 I/O)."""
+                heldout=None, spec: ArtifactSpec = ArtifactSpec(), name: str = "student",
+                quantized=None) -> ExportResult:
+    """ONNX: ``NAME.onnx`` (fp32, opset 17, dynamic batch), or ``NAME_qdq.onnx`` — the shared int8
+    graph as QuantizeLinear/DequantizeLinear with per-channel int8 weights (opset 18, batch 1,
+    float32 I/O), run by ONNX Runtime's int8 kernels."""
     from edgefm.adapters import onnx as ox
-    from quantize.ptq import QuantConfig, quantize_
     model, calib, _, hx, hy = _prep(model, calib, heldout, spec)
     example = (torch.from_numpy(calib[:1]),)
-    qm = quantize_(model, QuantConfig(backend="onnx", calibration=calib)) if int8 else None
-    data = qm.onnx if int8 else ox.export(model, example)
+    qm = _int8(model, calib, quantized) if int8 else None
+    data = qm.onnx_qdq() if int8 else ox.export(model, example)
     path = Path(out_dir) / (f"{name}_qdq.onnx" if int8 else f"{name}.onnx")
     rep = metrics(run_float(ox.OnnxRunner(data), hx), eager_outputs(model, hx), hy)
     _check_verification("onnx", path, rep, int8)
-    quant = _quant_info(qm, int8, input_dtype="float32", output_dtype="float32", scheme="onnxruntime-static-qdq")
-    fields = _manifest_fields("onnx", spec, quant, calib, example[0].shape, rep, opset=ox.OPSET)
+    quant = _quant_info(qm, int8, input_dtype="float32", output_dtype="float32")
+    fields = _manifest_fields("onnx", spec, quant, calib, example[0].shape, rep,
+                              opset=ox.QDQ_OPSET if int8 else ox.OPSET)
     mp = _finish("onnx", data, path, fields, ("onnx", "onnxruntime"))
     return ExportResult("onnx", path, mp, rep)
 
@@ -226,7 +249,8 @@ def export_onnx(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, 
 # --------------------------------------------------------------------------- TFLite Micro
 
 def export_tflm(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, *, int8: bool = True,
-                heldout=None, spec: ArtifactSpec = ArtifactSpec(), name: str = "student") -> ExportResult:
+                heldout=None, spec: ArtifactSpec = ArtifactSpec(), name: str = "student",
+                quantized=None) -> ExportResult:
     """TFLite Micro C source: ``model_data.cc`` (16-byte aligned ``const unsigned char`` array)
     and ``model_data.h`` (length and ``kTensorArenaSize``), from the full-int8 ``.tflite``. The
     arena size is the smallest that runs the model in the ``tflite-micro`` interpreter."""
@@ -237,7 +261,7 @@ def export_tflm(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, 
     model, calib, _, hx, hy = _prep(model, calib, heldout, spec)
     example = (torch.from_numpy(calib[:1]),)
     check_ops(model, example, "tflm")
-    data, qm = _tflite_bytes(model, calib, True)
+    data, qm = _tflite_bytes(model, calib, True, quantized=quantized)
     out_dir = Path(out_dir)
     tflm.check_ops(litert.list_ops(data), str(out_dir / "model_data.cc"))
     r_lite = litert.LiteRTRunner(data)
@@ -259,10 +283,10 @@ def export_tflm(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, 
     _check_verification("tflm", path, rep, True)
     if steps > 1:
         raise VerificationError(f"TFLite Micro differs from LiteRT by {steps:.2f} quantization steps", path=path)
+    _check_io("tflm", qm, i, o)
     cc, h = tflm.c_source(data, arena_bytes=arena)
     atomic_write_bytes(out_dir / "model_data.h", h.encode())
     quant = _quant_info(qm, True, input_dtype=i.dtype.name, output_dtype=o.dtype.name,
-                        scheme="litert-pt2e-symmetric-full-integer",
                         input={"scale": i.scale, "zero_point": i.zero_point},
                         output={"scale": o.scale, "zero_point": o.zero_point})
     fields = _manifest_fields("tflm", spec, quant, calib, example[0].shape, rep, arena_bytes=arena,
@@ -282,12 +306,17 @@ _FUNCS = {"pte": export_pte, "tflite": export_tflite, "onnx": export_onnx, "tflm
 
 
 def export(model: torch.nn.Module, fmt: str, out_dir: str | Path, calib: np.ndarray, *, int8: bool = False,
-           heldout=None, spec: ArtifactSpec = ArtifactSpec(), name: str = "student") -> list[ExportResult]:
-    """Export to ``fmt`` (``pte``, ``tflite``, ``onnx``, ``tflm`` or ``all``)."""
+           heldout=None, spec: ArtifactSpec = ArtifactSpec(), name: str = "student",
+           quantized=None) -> list[ExportResult]:
+    """Export to ``fmt`` (``pte``, ``tflite``, ``onnx``, ``tflm`` or ``all``). The int8 ones share
+    one calibration: ``quantized`` when given, else one made here on ``calib``."""
     fmts = FORMATS if fmt == "all" else (fmt,)
     for f in fmts:
         if f not in _FUNCS:
             raise ConfigError(f"unknown export format {f!r}", field="format",
                               hint="choose pte, tflite, onnx, tflm or all")
+    if quantized is None and sum(int8 or f == "tflm" for f in fmts) > 1:
+        model, c, _, _, _ = _prep(model, calib, heldout, spec)
+        quantized = _int8(model, c)
     return [_FUNCS[f](model, out_dir, calib, int8=(True if f == "tflm" else int8), heldout=heldout,
-                      spec=spec, name=name) for f in fmts]
+                      spec=spec, name=name, quantized=quantized) for f in fmts]

@@ -1,4 +1,4 @@
-"""int8 PTQ through each backend's quantizer, per-layer SQNR, keep-float, QAT, INC tuning."""
+"""int8 PTQ (one PT2E quantization in each backend's form), per-layer SQNR, keep-float, QAT, INC tuning."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from edgefm.errors import ConfigError, DataError
-from quantize.ptq import QuantConfig, quantize_
+from quantize.ptq import QuantConfig, pt2e_qparams, quantize_
 from quantize.sqnr import sqnr_db
 from quantize.testing import TinyHR, fit, toy_hr_data
 
@@ -58,6 +58,27 @@ def test_onnx_qdq_layer_report(trained):
     f = m(x[96:]).detach().numpy()
     q = qm(x[96:]).numpy()
     assert sqnr_db(f - f.mean(), q - f.mean()) > 15
+
+
+def test_one_quantization_for_every_backend(trained):
+    """pte, tflite and onnx forms carry identical scales and zero points; the QDQ ONNX in ONNX
+    Runtime matches the quantized graph in eager within one output step."""
+    m, x, _ = trained
+    cal = x[:48].numpy()
+    qs = {b: quantize_(m, QuantConfig(backend=b, calibration=cal)) for b in ("pte", "tflite", "onnx")}
+    assert len({q.qparams_sha256 for q in qs.values()}) == 1
+    q = qs["onnx"]
+    rows = pt2e_qparams(q.converted(fold=True))
+    assert rows == pt2e_qparams(q.converted(fold=False)) and rows
+    assert any("axis" in r for r in rows)                       # per-channel int8 weights
+    step = q.io_qparams()["output"]["scale"]
+    eager = qs["tflite"](x[96:]).numpy()                        # unfolded graph, in torch
+    ort = q(x[96:]).numpy()                                     # QDQ ONNX, in ONNX Runtime
+    assert ort.shape == eager.shape == (64, 1)
+    assert np.abs(ort - eager).max() <= step * (1 + 1e-3)
+    # a different calibration gives different parameters (the fingerprint is not constant)
+    other = quantize_(m, QuantConfig(backend="pte", calibration=x[48:96].numpy()))
+    assert other.qparams_sha256 != q.qparams_sha256
 
 
 @pytest.mark.slow
