@@ -5,14 +5,21 @@
 
 Figures:
   agreement         the same held-out windows through .pte, .tflite (LiteRT), .onnx and TFLite
-                    Micro: max |diff| vs ONNX (fp32) and, for int8, in output quantization steps
-  runtime_overhead  Model.predict (validate + normalise + quantize + run + dequantize) vs the bare
-                    backend call on an already-prepared input, batch 1, median of interleaved runs
+                    Micro via runtime.load(...).predict: fp32 max |diff| vs ONNX; int8 (all four
+                    made from one PT2E calibration, quantize.ptq) max pairwise |diff| in steps of
+                    the shared int8 output scale, and whether every manifest has the same qparams
+  runtime_overhead  Model.predict vs a bare call for the same contract (float32 raw-unit window in,
+                    float32 output out): the leanest hand-written sequence of the library's public
+                    API calls (see BARE below; its source is saved in the results), batch 1, one
+                    thread; bare and runtime calls interleaved (order alternating), per-round
+                    medians, min over rounds; the bare is checked to give the runtime's outputs
   stream_7d_seconds 7 simulated days of 32 Hz ACC (edgefm.data.synth.iter_acc_trace, generated
                     hour by hour so memory stays flat) through Streamer + gate + int8 model; the
                     time is the runtime's own (generation excluded, reported separately)
   gate              synthetic (calibrated on the cohort's train+val subjects, held-out test
                     subjects) and daphnet (leave one subject out, pooled): skip and recall
+Timings are taken on a shared 2-core machine (another process was training a model on it): the
+load average is recorded beside them.
 The student is the real default student (distill cnn1d_small + HR head, untrained weights:
 timings and agreement do not depend on training) exported by edgefm.export; if that export
 fails, a small conv model exported by tests/runtime/artifacts.py is used and the reason saved.
@@ -41,7 +48,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "tests" / "runtime"))
 
 import runtime  # noqa: E402
-from edgefm.manifest import atomic_write_json  # noqa: E402
+from edgefm.manifest import atomic_write_json, read_artifact_manifest  # noqa: E402
 from runtime.gate import GateConfig  # noqa: E402
 
 FS, W, H = 32.0, 256, 64
@@ -111,12 +118,18 @@ def make_artifacts(out: Path, calib_raw: np.ndarray, heldout_raw: np.ndarray) ->
                              input_spec=spec, output_spec={"name": "hr", "unit": "bpm"})
         cal, hx = norm(calib_raw[:256]), norm(heldout_raw[:64])
         arts, failed = {}, {}
+        # one calibration, one set of scales and zero points for every int8 artifact
+        from quantize.ptq import QuantConfig, quantize_
+        t = time.time()
+        shared = quantize_(model, QuantConfig(backend="pte", calibration=cal))
+        log(f"  int8 quantization (shared by all formats) in {time.time() - t:.1f} s, qparams {shared.qparams_sha256[:12]}")
         for int8 in (False, True):
             for fmt in ("pte", "tflite", "onnx") + (("tflm",) if int8 else ()):
                 t = time.time()
                 key = f"{fmt}_{'int8' if int8 else 'fp32'}"
                 try:
-                    r = export(model, fmt, out, cal, int8=int8, heldout=(hx, None), spec=aspec, name="student")[0]
+                    r = export(model, fmt, out, cal, int8=int8, heldout=(hx, None), spec=aspec, name="student",
+                               quantized=shared if (int8 or fmt == "tflm") else None)[0]
                 except Exception as e:   # noqa: BLE001 - recorded in the results
                     failed[key] = f"{type(e).__name__}: {e}"
                     log(f"  {key} export failed: {failed[key][:200]}")
@@ -150,6 +163,10 @@ def load(path: Path, key: str) -> runtime.Model:
 
 
 # ---------------------------------------------------------------- figures
+def _quant(path: Path) -> dict:
+    return read_artifact_manifest(path, verify=False).get("quantization") or {}
+
+
 def agreement(arts: dict, x: np.ndarray) -> dict:
     res = {}
     for kind in ("fp32", "int8"):
@@ -163,44 +180,162 @@ def agreement(arts: dict, x: np.ndarray) -> dict:
         for k, y in ys.items():
             row["max_abs_diff_bpm"][k] = float(np.abs(y - ref).max())
         if kind == "int8":
+            q = {k: _quant(arts[k]) for k in ks}
             steps = {k: load(arts[k], k).output_step for k in ks}
-            step = max([s for s in steps.values() if s > 0] or [0.0])
-            row["output_step_bpm"] = steps
-            # pairwise: does every pair agree within one output step of the coarser int8 output?
+            row["output_step_bpm"] = steps                     # int8 output scale (manifest's for float-I/O artifacts)
+            row["qparams_sha256"] = {k: q[k].get("qparams_sha256") for k in ks}
+            row["shared_qparams"] = bool(len(set(row["qparams_sha256"].values())) == 1
+                                         and None not in row["qparams_sha256"].values())
+            step = steps[ks[0]]
+            row["shared_output_step"] = bool(step > 0 and all(abs(v - step) <= 1e-9 * step for v in steps.values()))
+            step = max(steps.values())
+            pairs = {f"{a}|{b}": float(np.abs(ys[a] - ys[b]).max() / step) if step > 0 else float("inf")
+                     for i, a in enumerate(ks) for b in ks[i + 1:]}
+            row["output_step"] = step
+            row["pairwise_max_diff_steps"] = pairs
+            row["max_pairwise_diff_steps"] = max(pairs.values()) if pairs else 0.0
             row["max_pairwise_diff_bpm"] = float(max(np.abs(ys[a] - ys[b]).max() for a in ys for b in ys))
-            row["within_one_step"] = bool(step > 0 and row["max_pairwise_diff_bpm"] <= step + 1e-6)
+            # exact ties at one step come out as 1 +- float rounding of (a - b) / step
+            row["within_one_step"] = bool(row["shared_output_step"] and row["max_pairwise_diff_steps"] <= 1.0 + 1e-3)
+            row["definition"] = ("every pair of int8 artifacts, max over windows of |y_a - y_b| (bpm, through "
+                                 "runtime.load(...).predict) divided by the shared int8 output scale (output_step); "
+                                 "within_one_step: all artifacts report that one scale and every pair differs by "
+                                 "at most 1 step (+1e-3 for the float32 rounding of dequantized outputs)")
             tfl = [k for k in ("tflite_int8", "tflm_int8") if k in ys]
-            if len(tfl) == 2:
-                d = float(np.abs(ys["tflite_int8"] - ys["tflm_int8"]).max())
-                row["litert_vs_tflm_steps"] = d / steps["tflite_int8"] if steps["tflite_int8"] else d
+            if len(tfl) == 2 and step > 0:
+                row["litert_vs_tflm_steps"] = float(np.abs(ys["tflite_int8"] - ys["tflm_int8"]).max() / step)
         else:
             row["agree_1e-3"] = bool(max(row["max_abs_diff_bpm"].values()) <= 1e-3 * max(1.0, np.abs(ref).max()))
         res[kind] = row
     return res
 
 
-def overhead(arts: dict, x: np.ndarray, n: int) -> dict:
+# ---------------------------------------------------------------- bare calls
+# The runtime's overhead is measured against these: for each library, the leanest hand-written
+# code a user would write for the runtime's contract (float32 raw-unit window (1, C, T) in,
+# float32 output out), with every constant precomputed once (a, b: the manifest's normalisation
+# folded with the input scale and zero point, as full (1, C, T) arrays; the output scale and zero
+# point) and the library's public inference API, its own session/interpreter from the artifact's
+# bytes with the runtime's settings (one thread; LiteRT's default XNNPACK delegate). For int8
+# inputs it quantizes (round, clip, cast) and for int8 outputs it dequantizes; it skips what the
+# runtime adds (shape/dtype check, NaN/inf check, reused buffers, batch handling).
+BARE = {
+    "litert": """
+def bare(x):
+    if q_in:
+        z = np.minimum(np.maximum(np.rint(x * a + b), lo), hi).astype(in_dtype)
+    else:
+        z = x * a + b
+    it.set_tensor(i_in, z)
+    it.invoke()
+    y = it.get_tensor(i_out)
+    return (y.astype(np.float32) - zp_out) * s_out if q_out else y
+""",
+    "tflm": """
+def bare(x):
+    if q_in:
+        z = np.minimum(np.maximum(np.rint(x * a + b), lo), hi).astype(in_dtype)
+    else:
+        z = x * a + b
+    it.set_input(z, 0)
+    it.invoke()
+    y = it.get_output(0)
+    return (y.astype(np.float32) - zp_out) * s_out if q_out else y
+""",
+    "executorch": """
+def bare(x):
+    return method.execute([torch.from_numpy(x * a + b)])[0].numpy()
+""",
+    "onnx": """
+def bare(x):
+    return sess.run([out_name], {in_name: x * a + b})[0]
+""",
+}
+
+
+def bare_call(m: runtime.Model):
+    """(bare(x), source) for the artifact behind ``m``, made from the library directly."""
+    data = m.path.read_bytes()
+    if m.path.suffix in (".cc", ".c", ".h"):
+        data = runtime.model.c_array_bytes(data, m.path)
+    C, T = m._ct
+    i, o = m.in_details, m.out_details
+    q_in, q_out = i.dtype.kind in "iu", o.dtype.kind in "iu"
+    s_in = i.scale if q_in else 1.0
+    a = np.ascontiguousarray(np.broadcast_to((1.0 / (m.spec.std * s_in)).astype(np.float32)[:, None], (1, C, T)))
+    b = np.ascontiguousarray(np.broadcast_to((-m.spec.mean / (m.spec.std * s_in)
+                                              + (i.zero_point if q_in else 0.0)).astype(np.float32)[:, None], (1, C, T)))
+    env = {"np": np, "a": a, "b": b, "q_in": q_in, "q_out": q_out, "in_dtype": i.dtype,
+           "zp_out": np.float32(o.zero_point), "s_out": np.float32(o.scale)}
+    if q_in:
+        info = np.iinfo(i.dtype)
+        env["lo"], env["hi"] = np.full((1, C, T), info.min, np.float32), np.full((1, C, T), info.max, np.float32)
+    if m.backend == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+        it = Interpreter(model_content=data, num_threads=1)
+        it.allocate_tensors()
+        env.update(it=it, i_in=it.get_input_details()[0]["index"], i_out=it.get_output_details()[0]["index"])
+    elif m.backend == "tflm":
+        from tflite_micro.python.tflite_micro import runtime as tflm_rt
+        env["it"] = tflm_rt.Interpreter.from_bytes(data, arena_size=int(m.manifest.get("arena_bytes") or 256 * 1024))
+    elif m.backend == "executorch":
+        from executorch.runtime import Runtime
+        program = Runtime.get().load_program(data)        # kept alive beside its method
+        env.update(torch=torch, program=program, method=program.load_method("forward"))
+    else:
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+        env.update(sess=sess, in_name=sess.get_inputs()[0].name, out_name=sess.get_outputs()[0].name)
+    src = BARE[m.backend]
+    exec(src, env)   # noqa: S102 - our own source text, kept verbatim in the results
+    return env["bare"], src.strip()
+
+
+def overhead(arts: dict, x: np.ndarray, n: int, rounds: int = 5) -> dict:
+    """Per artifact: bare vs Model.predict on (1, C, T) windows, interleaved with the order
+    alternating, ``rounds`` rounds of ``n // rounds`` pairs (TFLite Micro, ~1 ms a call: n / 8);
+    medians per round, min over rounds."""
     res = {}
+    xs = [np.ascontiguousarray(x[i % len(x)][None]) for i in range(64)]
+    clock = time.perf_counter
     for k, p in arts.items():
         m = load(p, k)
-        xs = [x[i % len(x)][None] for i in range(64)]
-        qs = [m.prepare(m.check_input(xi)) for xi in xs]
-        run = m.runner.run
-        for i in range(50):   # warm-up
-            run(qs[i % 64])
-            m.predict(xs[i % 64])
-        tb, tm = [], []
-        for i in range(n):    # interleaved so that CPU contention hits both alike
-            a = time.perf_counter()
-            run(qs[i % 64])
-            b = time.perf_counter()
-            m.predict(xs[i % 64])
-            c = time.perf_counter()
-            tb.append(b - a)
-            tm.append(c - b)
-        bare, full = float(np.median(tb)), float(np.median(tm))
-        res[k] = {"bare_us": bare * 1e6, "runtime_us": full * 1e6, "overhead": full / bare - 1.0}
-        log(f"  {k:12s} bare {bare * 1e6:8.1f} us  runtime {full * 1e6:8.1f} us  overhead {full / bare - 1:+.1%}")
+        bare, _ = bare_call(m)
+        pred = m.predict
+        same = all(np.allclose(np.asarray(bare(xi)).reshape(1, -1), pred(xi), rtol=0, atol=1e-4) for xi in xs[:16])
+        slow = m.backend == "tflm"
+        per = max(20, (n // 8 if slow else n) // rounds)
+        for i in range(10 if slow else 100):      # warm-up
+            bare(xs[i % 64])
+            pred(xs[i % 64])
+        med_b, med_r = [], []
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(rounds):
+                tb, tr = [], []
+                for i in range(per):
+                    xi = xs[i % 64]
+                    if i & 1:
+                        t0 = clock(); pred(xi); t1 = clock(); bare(xi); t2 = clock()      # noqa: E702
+                        tr.append(t1 - t0); tb.append(t2 - t1)                           # noqa: E702
+                    else:
+                        t0 = clock(); bare(xi); t1 = clock(); pred(xi); t2 = clock()      # noqa: E702
+                        tb.append(t1 - t0); tr.append(t2 - t1)                           # noqa: E702
+                med_b.append(float(np.median(tb)))
+                med_r.append(float(np.median(tr)))
+        finally:
+            gc.enable()
+        bare_s, rt_s = min(med_b), min(med_r)
+        per_round = [r_ / b_ - 1.0 for b_, r_ in zip(med_b, med_r)]
+        res[k] = {"bare_us": bare_s * 1e6, "runtime_us": rt_s * 1e6, "overhead": rt_s / bare_s - 1.0,
+                  "overhead_median_of_rounds": float(np.median(per_round)),
+                  "overhead_per_round": [round(v, 4) for v in per_round],
+                  "pairs": per * rounds, "bare_matches_runtime": bool(same), "backend": m.backend}
+        log(f"  {k:12s} bare {bare_s * 1e6:8.1f} us  runtime {rt_s * 1e6:8.1f} us  overhead {rt_s / bare_s - 1:+.1%}"
+            f"  (rounds {', '.join(f'{v:+.1%}' for v in per_round)})")
     return res
 
 
@@ -284,8 +419,8 @@ def main() -> None:
     args = ap.parse_args()
     q = args.quick
     cmd = "python benchmarks/bench_runtime.py" + (" --quick" if q else "")
-    res: dict = {"command": cmd, "provisional": "timings on a shared, contended CPU; rerun on a quiet machine",
-                 "threads": 1}
+    res: dict = {"command": cmd, "provisional": "timings on a shared, contended 2-core CPU (another process "
+                                                 "training); rerun on a quiet machine", "threads": 1}
     t0 = time.time()
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
@@ -314,9 +449,28 @@ def main() -> None:
         res["agreement"] = agreement(arts, held)
         log(json.dumps(res["agreement"], indent=1))
         log("overhead ...")
-        ov = overhead(arts, held, 300 if q else 2000)
-        res["runtime_overhead"] = {"max": max(v["overhead"] for v in ov.values()),
-                                   "goal": 0.10, "per_backend": ov}
+        load0 = os.getloadavg()
+        ov = overhead(arts, held, 500 if q else 4000)
+        res["runtime_overhead"] = {
+            "max": max(v["overhead"] for v in ov.values()), "goal": 0.10,
+            "met": bool(max(v["overhead"] for v in ov.values()) <= 0.10),
+            # the same ratio taken round by round (bare and runtime medians of one round), median
+            # over rounds: a cross-check that the min-of-medians ratio is not a lucky pairing
+            "max_overhead_median_of_rounds": max(v["overhead_median_of_rounds"] for v in ov.values()),
+            "definition": "overhead = runtime_us / bare_us - 1 at batch 1 (one (1, 3, 256) window), one thread. "
+                          "runtime: runtime.load(path).predict(x), x float32 raw units (g); it checks shape/dtype, "
+                          "normalises, checks NaN/inf, quantizes (int8 inputs), runs, dequantizes (int8 outputs). "
+                          "bare: the leanest hand-written code for the same contract with the library's public API "
+                          "and constants precomputed once (source per backend in 'bare_source'); it normalises and, "
+                          "for int8 inputs/outputs, quantizes with the stored scale/zero point and dequantizes the "
+                          "output, and does no checking. Calls interleaved (order alternating), medians per round, "
+                          "min over rounds; bare_matches_runtime: the bare gives the runtime's outputs.",
+            "bare_source": BARE,
+            "contention": {"cpus": os.cpu_count(), "loadavg_before": [round(v, 2) for v in load0],
+                           "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+                           "note": "shared 2-core machine: another engineer was training a model on the same cores "
+                                   "during this session (see the load average); one benchmark thread"},
+            "per_backend": ov}
         log("stream ...")
         key = "tflite_int8" if "tflite_int8" in arts else "onnx_fp32"
         gate = GateConfig.from_dict(gs["gate"])
