@@ -63,7 +63,8 @@ def quantize(ckpt: Annotated[Path, typer.Argument(help="Student or model checkpo
              calib: Annotated[Path, typer.Option("--calib", help="Windows dataset (train split).")] = ...,
              n: Annotated[int, typer.Option("--n", help="Calibration windows.")] = 256,
              json_: JsonOpt = False) -> None:
-    """int8-quantize CKPT with BACKEND's own quantizer and print the per-layer SQNR (dB) report.
+    """int8-quantize CKPT (one PT2E scheme for every backend; BACKEND picks the graph's form) and
+    print the per-layer SQNR (dB) report.
     (Write the artifact with `edgefm export run CKPT --int8`.)"""
     from quantize.ptq import QuantConfig, quantize_
     lm, x, _ = _calib(ckpt, calib, n)

@@ -288,8 +288,9 @@ def _mae(pred, y):
 
 
 def stage_quantize(ctx: StageContext, inputs: dict) -> dict:
-    """int8 PTQ through each backend's own quantizer (XNNPACK PT2E, LiteRT PT2E, ORT QDQ);
-    SQNR per layer and HR MAE vs float on held-out windows."""
+    """int8 PTQ with the shared PT2E scheme, in each backend's form (folded for XNNPACK,
+    unfolded for LiteRT, QDQ for ONNX Runtime; one calibration, identical scales); SQNR per
+    layer and HR MAE vs float on held-out windows."""
     _threads()
     import copy
     import torch
@@ -304,7 +305,7 @@ def stage_quantize(ctx: StageContext, inputs: dict) -> dict:
     variants = {"fp32 eager": {"hr_mae": _mae(eager.reshape(-1), y_te)}}
     layers = {}
     for backend in ("pte", "tflite", "onnx"):
-        ctx.log(f"int8 PTQ with the {backend} backend's quantizer")
+        ctx.log(f"int8 PTQ, {backend} form")
         qm = q.quantize_(copy.deepcopy(model), q.QuantConfig(backend=backend, calibration=calib))
         outs = []
         for i in range(len(x_te)):        # the quantized graph is traced at batch 1
