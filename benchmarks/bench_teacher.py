@@ -198,7 +198,8 @@ def main(argv=None) -> int:
         for k in ("synthetic", "wesad"):
             if k in old and k not in result:
                 result[k] = old[k]
-                result.setdefault("commands_of_kept_sections", {})[k] = old.get("command")
+                result.setdefault("commands_of_kept_sections", {})[k] = (
+                    old.get("commands_of_kept_sections", {}).get(k) or old.get("command"))
     atomic_write_json(args.out, result)
     print({k: result.get(k) and {kk: vv for kk, vv in result[k].items() if kk.endswith("gain") or kk.endswith(
         "_30") or kk.endswith("_60")} for k in ("synthetic", "wesad")})
