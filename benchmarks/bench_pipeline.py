@@ -52,8 +52,14 @@ def main() -> None:
     a = ap.parse_args()
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     res = {"command": "python benchmarks/bench_pipeline.py" + (" --default" if a.default else "")}
+    kept = old.get("commands_of_kept_sections", {})
+
+    def keep(section):  # a section this run did not redo keeps the command that made it
+        res.setdefault("commands_of_kept_sections", {})[section] = kept.get(section) or old.get("command")
+
     if a.skip_quick and "quick" in old:
         res["quick_seconds"], res["quick"] = old.get("quick_seconds"), old["quick"]
+        keep("quick")
     else:
         q = run("quick", Path(a.out) / "quick")
         res["quick_seconds"] = round(q["seconds"], 1) if q["ok"] else None
@@ -66,6 +72,7 @@ def main() -> None:
         res["default_seconds"] = old.get("default_seconds")
         if "default" in old:
             res["default"] = old["default"]
+            keep("default")
     print(json.dumps({k: res[k] for k in ("quick_seconds", "default_seconds", "command")}, indent=2))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(res, indent=2, default=str) + "\n")
