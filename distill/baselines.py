@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -22,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from distill._early import BestWeights
 from edgefm.errors import ConfigError, DataError
 
 
@@ -82,7 +81,7 @@ def train_supervised(encoder: nn.Module, x: np.ndarray, y: np.ndarray, x_val: np
     bs = min(config.batch_size, len(y))
     steps = max(1, len(y) // bs)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps)
-    best, best_state, bad = math.inf, None, 0
+    keeper = BestWeights(model, config.patience)
     xv = torch.from_numpy(x_val)
     for _ in range(config.epochs):
         model.train()
@@ -103,16 +102,11 @@ def train_supervised(encoder: nn.Module, x: np.ndarray, y: np.ndarray, x_val: np
         model.eval()
         with torch.no_grad():
             pv = torch.cat([model(xv[a:a + 512]) for a in range(0, len(xv), 512)])[:, 0].numpy()
-        v = float(np.mean(np.abs(pv - y_val)))
-        if v < best - 1e-4:
-            best, bad, best_state = v, 0, copy.deepcopy(model.state_dict())
-        else:
-            bad += 1
-            if bad >= config.patience:
-                break
-    model.load_state_dict(best_state)
+        if keeper.update(float(np.mean(np.abs(pv - y_val)))):
+            break
+    keeper.restore()
     model.eval()
-    model.best_val_mae = best
+    model.best_val_mae = keeper.best
     return model
 
 
@@ -168,7 +162,7 @@ def pretrain_masked(encoder: nn.Module, x: np.ndarray, config: MaskedPretrainCon
         mm = m.expand_as(xb)
         return ((rec - xb) ** 2)[mm].mean()
 
-    history, best, best_state, bad = [], math.inf, None, 0
+    history, keeper = [], BestWeights(encoder, config.patience)
     for epoch in range(config.epochs):
         encoder.train(); decoder.train()
         perm = rng.permutation(N)
@@ -193,15 +187,10 @@ def pretrain_masked(encoder: nn.Module, x: np.ndarray, config: MaskedPretrainCon
         history.append(rec)
         if callback:
             callback(rec)
-        score = val if val is not None else tot
-        if score < best - 1e-4:
-            best, bad, best_state = score, 0, copy.deepcopy(encoder.state_dict())
-        else:
-            bad += 1
-            if val is not None and bad >= config.patience:
-                break
-    if best_state is not None and x_val is not None:
-        encoder.load_state_dict(best_state)
+        if keeper.update(val if val is not None else tot, can_stop=val is not None):
+            break
+    if x_val is not None:
+        keeper.restore()
     encoder.eval()
     encoder.ssl_history = history
     return encoder

@@ -16,7 +16,6 @@ et al. 2024). Why this helps with few labels: the teacher's embedding carries wh
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import sys
@@ -29,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from distill._early import BestWeights
 from distill.data import acc_channels, acc_view, embed_teacher, load_split
 from edgefm.data.windows import Windows
 from edgefm.errors import ConfigError, DataError
@@ -215,7 +215,7 @@ def distill(student: nn.Module, teacher, data, config: DistillConfig = DistillCo
     bs = min(config.batch_size, len(x))
     steps_per_epoch = max(1, len(x) // bs)
     total = config.epochs * steps_per_epoch
-    best, best_state, bad, history, step = math.inf, None, 0, [], 0
+    keeper, history, step = BestWeights(student, config.patience), [], 0
     for epoch in range(config.epochs):
         student.train()
         perm = rng.permutation(len(x))
@@ -250,18 +250,13 @@ def distill(student: nn.Module, teacher, data, config: DistillConfig = DistillCo
         if not math.isfinite(score):
             raise DataError(f"distillation loss became {score} at epoch {epoch}", field="loss",
                             hint="lower lr or check the data for extreme values")
-        if score < best - 1e-4:
-            best, bad = score, 0
-            best_state = copy.deepcopy(student.state_dict())
-        else:
-            bad += 1
-            if val_loss is not None and bad >= config.patience:
-                break
-    if best_state is not None and xv is not None:
-        student.load_state_dict(best_state)
+        if keeper.update(score, can_stop=val_loss is not None):
+            break
+    if xv is not None:
+        keeper.restore()
     student.eval()
     student.distill_info = {"config": config.to_dict(), "history": history,
                             "target_mean": mean.astype(np.float32), "target_std": std.astype(np.float32),
                             "acc_channels": list(chans), "n_train": int(len(x)),
-                            "n_val": 0 if xv is None else int(len(xv)), "best_val_loss": best}
+                            "n_val": 0 if xv is None else int(len(xv)), "best_val_loss": keeper.best}
     return student

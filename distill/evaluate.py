@@ -11,7 +11,7 @@ train subset; the one with the better val score is "selected"; all three are sco
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -12,7 +12,6 @@ fitted       {"heads": {model: probe}, "supervised": SupervisedModel} for cross-
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -100,7 +99,7 @@ def compare(student, teacher, data, *, ssl_encoder=None, make_encoder=None, conf
     tasks = tasks_of(ds.labels)
     x = {s: acc_view(w, chans) for s, w in splits.items()}
     emb = {"student": {s: embed_student(student, x[s]) for s in splits}}
-    say(f"student embeddings: " + ", ".join(f"{s} {len(v)}" for s, v in x.items()))
+    say("student embeddings: " + ", ".join(f"{s} {len(v)}" for s, v in x.items()))
     if teacher is not None:
         emb["teacher"] = {s: embed_teacher(teacher, w, config.teacher_channels) for s, w in splits.items()}
         say("teacher embeddings")

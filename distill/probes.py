@@ -12,14 +12,13 @@ seeded, so that 1% of labels means 1% of each subject's labelled windows.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, f1_score
 from torch import nn
 
+from distill._early import BestWeights
 from edgefm.errors import DataError
 
 # ---------------------------------------------------------------- metrics
@@ -210,7 +209,7 @@ class MLPProbe:
             loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(w, dtype=torch.float32))
         Xt = torch.tensor(X)
         opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        best, best_state, bad = math.inf, None, 0
+        keeper = BestWeights(self.model, self.patience, min_delta=1e-5)
         bs = 256
         for _ in range(self.epochs):
             self.model.train()
@@ -225,14 +224,9 @@ class MLPProbe:
             self.model.eval()
             with torch.no_grad():
                 v = float(loss_fn(self.model.net((Xt[vi] - self.model.mu) / self.model.sd), yt[vi]))
-            if v < best - 1e-5:
-                best, bad = v, 0
-                best_state = {k: t.clone() for k, t in self.model.state_dict().items()}
-            else:
-                bad += 1
-                if bad >= self.patience:
-                    break
-        self.model.load_state_dict(best_state)
+            if keeper.update(v):
+                break
+        keeper.restore()
         self.model.eval()
         return self
 

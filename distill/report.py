@@ -70,7 +70,6 @@ def markdown(results: dict) -> str:
         tasks = sorted({t for m in probes.values() for t in m})
         for t in tasks:
             reg = any("mae" in (v.get("selected") or {}) for m in probes.values() for v in m.get(t, {}).values())
-            metric = "mae" if reg else "balanced_accuracy"
             unit = {"hr": "bpm", "rmssd": "ms"}.get(t, "")
             L += [f"### {t}: {'MAE' if reg else 'balanced accuracy / macro-F1'} {f'({unit})' if unit else ''}", "",
                   "| model | probe | " + " | ".join(sorted({p for m in probes.values() for p in m.get(t, {})},

@@ -17,7 +17,6 @@ from distill.data import acc_channels, acc_view, embed_student, label, load_spli
 from distill.deploy import head_from_probe, load_student, save_student
 from distill.distill import DistillConfig, distill
 from distill.evaluate import EmbeddedSplit, fit_best_regressor
-from distill.probes import mae
 from distill.students import DEFAULT_STUDENT, build_student
 from edgefm.errors import ConfigError, DataError
 from edgefm.manifest import sha256_file

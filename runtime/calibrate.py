@@ -334,7 +334,7 @@ def calibrate(data: str | Path, target_recall: float = 0.95, *, out: str | Path 
             folds.append({"subject": s, "gate": cfg_s.to_dict(), **_public(r), "_r": r})
         held = pool([f.pop("_r") for f in folds], hop_s)
         held = {"subjects": subjects, "method": "leave-one-subject-out", "folds": folds, **_public(held)}
-        cal = traces
+        cal, test = traces, []
     else:
         cal_s, test_s = _split(path, [t.subject for t in traces])
         cal = [t for t in traces if t.subject in cal_s]
@@ -343,8 +343,8 @@ def calibrate(data: str | Path, target_recall: float = 0.95, *, out: str | Path 
     cfg, r_cal = calibrate_traces(cal, target_recall, window, hop, base, **grid)
     if held is None and test_s:
         held = {"subjects": sorted(test_s), "method": "test split",
-                **_public(evaluate([t for t in traces if t.subject in test_s], cfg, window, hop))}
-    curve_on = [t for t in traces if t.subject in test_s] if (test_s and cv == "split") else cal
+                **_public(evaluate(test, cfg, window, hop))}
+    curve_on = test if (test and cv == "split") else cal
     report = {
         "gate": cfg.to_dict(), "cost": cfg.cost(), "target_recall": target_recall,
         "data": str(path), "window_s": window_s, "hop_s": hop_s, "cv": cv, "criterion": criterion,

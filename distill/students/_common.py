@@ -54,9 +54,19 @@ def count_macs(model: nn.Module, example: torch.Tensor, fn=None) -> int:
     return int(total[0] + extra)
 
 
+def make_projector(c) -> nn.Sequential:
+    """Distillation only: maps the student's embedding (``c.embed_dim``) into the teacher's
+    space (``c.teacher_dim``) through one hidden ReLU layer (``c.proj_hidden``)."""
+    return nn.Sequential(nn.Linear(c.embed_dim, c.proj_hidden), nn.ReLU(), nn.Linear(c.proj_hidden, c.teacher_dim))
+
+
 class StudentAccounting:
     """``project``, ``num_params`` and ``macs`` shared by every student (an ``nn.Module`` with a
     ``projector`` and a ``config`` holding ``in_channels`` and ``window``)."""
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
 
     def project(self, e: torch.Tensor) -> torch.Tensor:
         """e: (B, E) -> (B, D_teacher)."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from distill.students._common import StudentAccounting
+from distill.students._common import StudentAccounting, make_projector
 from edgefm.errors import ConfigError
 
 
@@ -105,13 +105,7 @@ class CNN1DStudent(StudentAccounting, nn.Module):
             w = out
         self.blocks = nn.Sequential(*blocks)
         self.embed = nn.Linear(w, c.embed_dim)
-        # distillation only: maps the student's embedding into the teacher's space
-        self.projector = nn.Sequential(nn.Linear(c.embed_dim, c.proj_hidden), nn.ReLU(),
-                                       nn.Linear(c.proj_hidden, c.teacher_dim))
-
-    @property
-    def embed_dim(self) -> int:
-        return self.config.embed_dim
+        self.projector = make_projector(c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, T) normalised ACC -> (B, E)."""

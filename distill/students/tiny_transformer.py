@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from distill.students._common import StudentAccounting
+from distill.students._common import StudentAccounting, make_projector
 from edgefm.errors import ConfigError
 
 
@@ -105,12 +105,7 @@ class TinyTransformerStudent(StudentAccounting, nn.Module):
         self.pos = nn.Parameter(torch.randn(1, c.tokens, c.dim) * 0.02)
         self.blocks = nn.Sequential(*[Block(c) for _ in range(c.depth)])
         self.embed = nn.Linear(c.dim, c.embed_dim)
-        self.projector = nn.Sequential(nn.Linear(c.embed_dim, c.proj_hidden), nn.ReLU(),
-                                       nn.Linear(c.proj_hidden, c.teacher_dim))
-
-    @property
-    def embed_dim(self) -> int:
-        return self.config.embed_dim
+        self.projector = make_projector(c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, T) normalised ACC -> (B, E)."""

@@ -21,7 +21,8 @@ does, i.e. the part of a gain over linear that needs no model of the data at all
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,12 @@ def make_tasks(N: int, C: int, T: int, fs_hz: float, patch_t: int, channel_modal
     return tasks
 
 
+def _random_hide(model, n: int, cfg: EvalConfig) -> np.ndarray:
+    """(n, C, T) bool: the ``random`` task's hidden samples, a seeded patch mask at ``random_ratio``."""
+    grid = model.draw_mask(n, "random", ratio=cfg.random_ratio, generator=torch.Generator().manual_seed(cfg.seed))
+    return model.unpatchify(grid.cpu()[..., None].expand(-1, -1, model.cfg.patch_dim).float()).numpy() > 0.5
+
+
 def _teacher_fill(model, x: np.ndarray, mask: np.ndarray, hide: np.ndarray, batch: int) -> np.ndarray:
     dev = next(model.parameters()).device
     out = np.empty_like(x)
@@ -145,29 +152,24 @@ def evaluate(model, data, cfg: EvalConfig = EvalConfig()) -> dict:
     x, mask, w, ds = load_eval_windows(model, data, cfg)
     N, C, T = x.shape
     mcfg = model.cfg
-    gen = torch.Generator().manual_seed(cfg.seed)
-    grid = model.draw_mask(N, "random", ratio=cfg.random_ratio, generator=gen).cpu()
-    hide_rand = model.unpatchify(grid[..., None].expand(-1, -1, mcfg.patch_dim).float()).numpy() > 0.5
+    hide_rand = _random_hide(model, N, cfg)
     minutely = ds.manifest["preset"].get("preset") == "lsm-minutely"
     tasks = make_tasks(N, C, T, ds.fs_hz, mcfg.patch_t, [c.modality for c in ds.channels], hide_rand, cfg, minutely)
-    imputer = None
-    if "mice" in cfg.methods:  # fitted once on training windows (observed samples), see fit_mice
-        from edgefm.eval.baselines import fit_mice
+    imputer, smooth_k = None, {}
+    if "mice" in cfg.methods or "smooth" in cfg.methods:  # both fitted on training windows, loaded once
         xt, mt, _, _ = load_eval_windows(model, ds, EvalConfig(split="train", max_windows=cfg.max_windows,
                                                                 seed=cfg.seed, inherited_missing=0.0))
+    if "mice" in cfg.methods:  # observed samples of the training windows, see fit_mice
+        from edgefm.eval.baselines import fit_mice
         imputer = fit_mice(xt, mt, max_fit_rows=cfg.mice_max_fit_rows, seed=cfg.seed)
-    smooth_k = {}
     if "smooth" in cfg.methods:  # per task and channel, k tuned on training windows with that task's hiding
         from edgefm.eval.baselines import fit_smooth
-        xt, mt, _, _ = load_eval_windows(model, ds, EvalConfig(split="train", max_windows=cfg.smooth_fit_windows,
-                                                                seed=cfg.seed + 1, inherited_missing=0.0))
-        Nt = xt.shape[0]
-        gt = model.draw_mask(Nt, "random", ratio=cfg.random_ratio, generator=torch.Generator().manual_seed(cfg.seed + 1))
-        ht = model.unpatchify(gt.cpu()[..., None].expand(-1, -1, mcfg.patch_dim).float()).numpy() > 0.5
-        fit_cfg = EvalConfig(**{**{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "seed": cfg.seed + 1})
-        for tt in make_tasks(Nt, C, T, ds.fs_hz, mcfg.patch_t, [c.modality for c in ds.channels], ht, fit_cfg,
-                             minutely):
-            smooth_k[tt.name] = fit_smooth(xt, mt, tt.hide)
+        fit_cfg = dataclasses.replace(cfg, seed=cfg.seed + 1)
+        sel = np.random.default_rng(fit_cfg.seed).permutation(len(xt))[:cfg.smooth_fit_windows]
+        xs, ms = xt[sel], mt[sel]
+        for tt in make_tasks(len(xs), C, T, ds.fs_hz, mcfg.patch_t, [c.modality for c in ds.channels],
+                             _random_hide(model, len(xs), fit_cfg), fit_cfg, minutely):
+            smooth_k[tt.name] = fit_smooth(xs, ms, tt.hide)
     rows = {}
     for task in tasks:
         score = task.hide & mask
@@ -232,9 +234,7 @@ def plot_reconstructions(model, data, out_png: str | Path, cfg: EvalConfig = Eva
     x, mask, w, ds = load_eval_windows(model, data, cfg)
     N, C, T = x.shape
     index = min(index, N - 1)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    grid = model.draw_mask(N, "random", ratio=cfg.random_ratio, generator=gen).cpu()
-    hide_rand = model.unpatchify(grid[..., None].expand(-1, -1, model.cfg.patch_dim).float()).numpy() > 0.5
+    hide_rand = _random_hide(model, N, cfg)
     minutely = ds.manifest["preset"].get("preset") == "lsm-minutely"
     tasks = {t.name: t for t in make_tasks(N, C, T, ds.fs_hz, model.cfg.patch_t, [c.modality for c in ds.channels],
                                            hide_rand, cfg, minutely)}

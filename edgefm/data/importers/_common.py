@@ -12,6 +12,7 @@ Rules every importer follows (and these helpers enforce):
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,19 @@ from edgefm.errors import DataError
 
 #: timestamp units accepted by :func:`to_seconds`
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
+def find_matching(src: Path, glob: str, stem: str | None, what: str, *, recursive: bool = True) -> list[Path]:
+    """``src`` itself if it is a file, else the sorted files under it matching ``glob`` (and,
+    with ``stem``, whose stem fully matches that regex); DataError naming ``what`` if none."""
+    src = Path(src)
+    if src.is_file():
+        return [src]
+    found = src.rglob(glob) if recursive else src.glob(glob)
+    fs = sorted(p for p in found if stem is None or re.fullmatch(stem, p.stem))
+    if not fs:
+        raise DataError(f"no {what} found", path=src)
+    return fs
 
 
 def read_text(path: Path) -> str:

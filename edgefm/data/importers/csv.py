@@ -34,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefm.data.importers._common import (TIME_UNITS, check_rate, check_timestamps, merge_duplicates, row_at_or_before,
-                                           numeric_column, read_csv_frame, read_text, to_uniform_grid)
+from edgefm.data.importers._common import (TIME_UNITS, check_rate, check_timestamps, find_matching, merge_duplicates,
+                                           numeric_column, read_csv_frame, read_text, row_at_or_before,
+                                           to_uniform_grid)
 from edgefm.data.recording import ChannelSpec, LabelTrack, Recording, Stream
 from edgefm.errors import ConfigError, DataError
 
@@ -111,13 +112,7 @@ def load_mapping(mapping: str | Path | dict) -> tuple[dict, Path | None]:
 
 
 def find_files(src: Path) -> list[Path]:
-    src = Path(src)
-    if src.is_file():
-        return [src]
-    fs = sorted(src.glob("*.csv"))
-    if not fs:
-        raise DataError("no .csv files found", path=src)
-    return fs
+    return find_matching(src, "*.csv", None, ".csv files", recursive=False)
 
 
 def load_file(path: Path, mp: dict) -> Recording:

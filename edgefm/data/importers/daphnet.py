@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefm.data.importers._common import check_rate, check_timestamps, numeric_table, read_text, snap_to_grid
+from edgefm.data.importers._common import (check_rate, check_timestamps, find_matching, numeric_table, read_text,
+                                           snap_to_grid)
 from edgefm.data.recording import ChannelSpec, LabelTrack, Recording, Stream
 from edgefm.errors import DataError
 
@@ -35,13 +36,7 @@ FREEZE_CLASSES = ("no", "yes")
 
 
 def find_files(src: Path) -> list[Path]:
-    src = Path(src)
-    if src.is_file():
-        return [src]
-    fs = sorted(p for p in src.rglob("*.txt") if re.fullmatch(r"S\d+R\d+", p.stem))
-    if not fs:
-        raise DataError("no Daphnet SxxRyy.txt files found", path=src)
-    return fs
+    return find_matching(src, "*.txt", r"S\d+R\d+", "Daphnet SxxRyy.txt files")
 
 
 def load_file(path: Path) -> Recording:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefm.data.importers._common import (check_timestamps, merge_duplicates, numeric_column, read_csv_frame, row_at_or_before,
-                                           to_uniform_grid)
+from edgefm.data.importers._common import (check_timestamps, find_matching, merge_duplicates, numeric_column,
+                                           read_csv_frame, row_at_or_before, to_uniform_grid)
 from edgefm.data.recording import ChannelSpec, LabelTrack, Recording, Stream
 from edgefm.errors import DataError
 
@@ -34,13 +34,7 @@ COLS = [("x_acc", "acc_x", "acc", "g", 1 / G), ("y_acc", "acc_y", "acc", "g", 1 
 
 
 def find_files(src: Path) -> list[Path]:
-    src = Path(src)
-    if src.is_file():
-        return [src]
-    fs = sorted(p for p in src.rglob("*.csv") if re.fullmatch(r"s\d+_\d+_sw", p.stem))
-    if not fs:
-        raise DataError("no smartwatch files sNN_MM_sw.csv found", path=src)
-    return fs
+    return find_matching(src, "*.csv", r"s\d+_\d+_sw", "smartwatch files sNN_MM_sw.csv")
 
 
 def read_info_table(path: Path, key: str) -> dict[str, dict]:
