@@ -28,6 +28,9 @@ def train(
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
     residual: Annotated[Optional[str], typer.Option("--residual", help="'linear': decode a correction to "
                         "the linear interpolation of the visible samples.")] = None,
+    decoder_baseline: Annotated[bool, typer.Option("--decoder-baseline", help="With --residual: every decoder "
+                                "token also sees that baseline (how a Tiny learns on 2 cores).")] = False,
+    loss: Annotated[str, typer.Option("--loss", help="mse | l1 (reconstruction loss).")] = "mse",
     as_json: JsonOpt = False,
 ) -> None:
     """Pretrain the masked-autoencoder teacher on DATA's train split."""
@@ -37,14 +40,14 @@ def train(
     if steps is None and max_minutes is None:
         steps = 2000
     cfg = TrainConfig(steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    kw = {k: v for k, v in (("residual", residual), ("decoder_sees_baseline", decoder_baseline),
+                             ("loss", None if loss == "mse" else loss)) if v}
     if nproc > 1:
-        ckpt = launch(data, out_dir, cfg, size=size, nproc=nproc, resume=resume,
-                      model_kw={"residual": residual} if residual else None)
+        ckpt = launch(data, out_dir, cfg, size=size, nproc=nproc, resume=resume, model_kw=kw or None)
     else:
         ds = WindowDataset(data)
         import torch
         torch.manual_seed(seed)
-        kw = {"residual": residual} if residual else {}
         ckpt = pretrain(teacher_for_dataset(ds, size, **kw), ds, cfg, out_dir, resume=resume, size=size)
     ck = load_checkpoint(ckpt)
     res = {"checkpoint": str(ckpt), "sha256": ck["sha256"], "step": ck["step"], "size": ck["size"],

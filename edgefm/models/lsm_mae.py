@@ -19,7 +19,13 @@ for missing data:
   artificially hidden *and* truly observed;
 * optionally (``residual="linear"``) the decoder's output is added to the linear interpolation
   of the samples the encoder saw, so that a briefly trained model starts from that baseline
-  instead of from zero (an output skip path: nothing is imputed before the encoder).
+  instead of from zero (an output skip path: nothing is imputed before the encoder);
+* optionally (``decoder_sees_baseline``, with a residual) every decoder token also gets an
+  embedding of that baseline's values and of which samples it was drawn from: a hidden token
+  then starts from its sample-specific boundary values, not from the mask token alone. Without
+  it a Tiny decoder learned no correction at all in 15 minutes on 2 CPU cores (its hidden tokens
+  were nearly identical across windows); with it, it learned in a few hundred steps. The
+  encoder and ``embed()`` are unchanged and still never see a hidden or missing value.
 
 Shapes: ``B`` batch, ``C`` channels, ``T`` time steps, ``Gc x Gt`` patch grid,
 ``L = Gc * Gt`` tokens, ``P = patch_c * patch_t`` values per patch, ``D`` width.
@@ -62,6 +68,9 @@ class LSMConfig:
     # interpolation (per channel, edges held) of the samples the encoder saw, so an untrained
     # model starts at that baseline; the encoder and embed() are unchanged.
     residual: str | None = None
+    # with a residual: add to every decoder token an embedding of the baseline's patch values and
+    # of the patch's available-sample map (2 * patch_dim inputs); see the module docstring
+    decoder_sees_baseline: bool = False
     # reconstruction loss over hidden observed samples: "mse" (MAE, LSM) or "l1" (the
     # median fill, which is what an MAE-scored imputation rewards on skewed signals)
     loss: str = "mse"
@@ -80,6 +89,9 @@ class LSMConfig:
             raise ConfigError(f"unknown residual {self.residual!r}", field="residual", hint="None or 'linear'")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ConfigError("mask_ratio must be in [0, 1)", field="mask_ratio")
+        if self.decoder_sees_baseline and not self.residual:
+            raise ConfigError("decoder_sees_baseline needs a residual baseline", field="decoder_sees_baseline",
+                              hint="set residual='linear' or drop decoder_sees_baseline")
         if self.loss not in ("mse", "l1"):
             raise ConfigError(f"unknown loss {self.loss!r}", field="loss", hint="'mse' or 'l1'")
 
@@ -199,6 +211,8 @@ class MaskedAutoencoder(nn.Module):
                                             for _ in range(cfg.dec_depth))
         self.decoder_norm = nn.LayerNorm(cfg.dec_dim, eps=cfg.norm_eps)
         self.decoder_pred = nn.Linear(cfg.dec_dim, cfg.patch_dim)
+        # baseline values + availability of each patch -> decoder width (decoder_sees_baseline)
+        self.decoder_base = nn.Linear(2 * cfg.patch_dim, cfg.dec_dim) if cfg.decoder_sees_baseline else None
         # real (non-padding) entries of each patch, (L, P)
         real = torch.zeros(cfg.padded_channels, cfg.seq_len, dtype=torch.bool)
         real[:cfg.n_channels] = True
@@ -254,6 +268,8 @@ class MaskedAutoencoder(nn.Module):
         if part == "all":
             f += Le * cfg.enc_dim * cfg.dec_dim + blocks(L, cfg.dec_dim, cfg.dec_depth)
             f += L * cfg.dec_dim * cfg.patch_dim
+            if cfg.decoder_sees_baseline:
+                f += L * 2 * cfg.patch_dim * cfg.dec_dim
         return int(f)
 
     # ------------------------------------------------------------ patches
@@ -335,8 +351,11 @@ class MaskedAutoencoder(nn.Module):
         return self.norm(h), ids, keep
 
     def forward_decoder(self, latent: torch.Tensor, ids: torch.Tensor, keep: torch.Tensor,
-                        hidden: torch.Tensor) -> torch.Tensor:
-        """-> pred (B, L, P): every patch predicted; hidden ones start from the mask token."""
+                        hidden: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """-> pred (B, L, P): every patch predicted; hidden ones start from the mask token.
+
+        ``base`` (B, L, 2P): baseline patch values and availability, added through
+        ``decoder_base`` to every token when the model has one."""
         B, L = hidden.shape
         z = self.decoder_embed(latent)                                   # (B, K, Dd)
         full = self.mask_token.expand(B, L, -1).clone()
@@ -344,6 +363,8 @@ class MaskedAutoencoder(nn.Module):
         src = torch.where(vis[..., None], z, torch.gather(full, 1, ids[..., None].expand_as(z)))
         full = full.scatter(1, ids[..., None].expand_as(z), src)
         h = full + self.decoder_pos_embed
+        if self.decoder_base is not None:
+            h = h + self.decoder_base(base)
         for blk in self.decoder_blocks:
             h = blk(h)
         return self.decoder_pred(self.decoder_norm(h))
@@ -386,11 +407,16 @@ class MaskedAutoencoder(nn.Module):
                                         generator=generator)
         hidden = artificial | inherited
         latent, ids, keep = self.forward_encoder(x, hidden)
-        pred = self.forward_decoder(latent, ids, keep, hidden)
         used = self.unpatchify(hidden[..., None].expand(-1, -1, self.cfg.patch_dim).float()) > 0.5
+        base, dec_in = None, None
         if self.cfg.residual == "linear":
             avail = mask & ~used if base_avail is None else mask & base_avail
-            pred = pred + self.patchify(linear_fill_torch(x, avail))
+            base = self.patchify(linear_fill_torch(x, avail))
+            if self.decoder_base is not None:
+                dec_in = torch.cat([base, self.patchify(avail.to(x.dtype))], -1)
+        pred = self.forward_decoder(latent, ids, keep, hidden, dec_in)
+        if base is not None:
+            pred = pred + base
         loss = self.forward_loss(x, mask, pred, artificial, inherited)
         return loss, self.unpatchify(pred), used
 

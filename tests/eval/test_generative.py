@@ -119,3 +119,18 @@ def test_cli_train_info_eval(toy, tmp_path):
     assert r.exit_code == 0 and json.loads(r.stdout)["params"] > 2_000_000
     r = CliRunner().invoke(app, ["teacher", "info", str(tmp_path / "missing.pt")])
     assert r.exit_code == 1 and "not found" in r.output
+
+
+def test_cli_train_with_the_benchmark_teacher_options(toy, tmp_path):
+    from typer.testing import CliRunner
+    from edgefm.cli.main import app
+    from edgefm.train import load_checkpoint
+    r = CliRunner().invoke(app, ["teacher", "train", str(toy), "--out", str(tmp_path / "t"), "--steps", "2",
+                                 "--batch-size", "8", "--residual", "linear", "--decoder-baseline", "--loss", "l1",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    mc = load_checkpoint(tmp_path / "t" / "teacher.pt")["model_config"]
+    assert (mc["residual"], mc["decoder_sees_baseline"], mc["loss"]) == ("linear", True, "l1")
+    r = CliRunner().invoke(app, ["teacher", "train", str(toy), "--out", str(tmp_path / "u"), "--steps", "2",
+                                 "--decoder-baseline"])
+    assert r.exit_code != 0 and "decoder_sees_baseline" in r.output

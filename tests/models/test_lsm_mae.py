@@ -208,3 +208,36 @@ def test_residual_reconstruct_uses_the_same_samples_as_the_linear_baseline():
     r = m.reconstruct(x, mask, hide)
     want = linear_fill(x.numpy(), (mask & ~hide).numpy())
     assert np.allclose(r.numpy(), want, atol=1e-5)
+
+
+def test_decoder_sees_baseline_needs_a_residual_and_never_reads_a_hidden_value():
+    with pytest.raises(ConfigError, match="decoder_sees_baseline"):
+        micro(decoder_sees_baseline=True)
+    m = micro(residual="linear", decoder_sees_baseline=True).eval()
+    assert m.decoder_base is not None and m.decoder_base.in_features == 2 * m.cfg.patch_dim
+    assert m.flops(part="all") - micro(residual="linear").flops(part="all") == 180 * 100 * 32
+    torch.nn.init.normal_(m.decoder_pred.weight, std=0.1)   # a decoder that says something
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 26, 300, generator=g)
+    mask = torch.rand(2, 26, 300, generator=g) > 0.05
+    hide = torch.zeros_like(mask)
+    hide[:, :, 100:160] = True
+    r = m.reconstruct(x, mask, hide)
+    assert torch.isfinite(r).all()
+    y = x.clone()
+    y[hide] = 1e6                                          # hidden values: nothing may change
+    y[~mask] = float("nan")                                # missing values: never read either
+    r2 = m.reconstruct(y, mask, hide)
+    assert torch.equal(r[hide], r2[hide])
+    # the decoder's correction depends on the visible context (it is not a constant)
+    assert not torch.allclose(r[0][hide[0]], r[1][hide[1]])
+
+
+def test_decoder_sees_baseline_reloads_from_a_checkpoint(tmp_path):
+    from edgefm.train.checkpoint import load_teacher, save_checkpoint
+    m = micro(residual="linear", decoder_sees_baseline=True)
+    save_checkpoint(tmp_path / "t.pt", {"size": "tiny", "model_config": m.cfg.to_dict(), "model": m.state_dict(),
+                                        "step": 0})
+    t = load_teacher(tmp_path / "t.pt")
+    assert t.cfg.decoder_sees_baseline and all(torch.equal(a, b) for a, b in
+                                               zip(t.state_dict().values(), m.state_dict().values()))
