@@ -1,6 +1,6 @@
 """Teacher benchmark (issue 3): Table 8 accounting, synthetic and WESAD generative results.
 
-    python benchmarks/bench_teacher.py                       # full: 15 min synthetic, 10 min WESAD
+    python benchmarks/bench_teacher.py --loss l1 --decoder-baseline   # full: 15 min synthetic, 10 min WESAD
     python benchmarks/bench_teacher.py --minutes 2 --wesad-minutes 2 --subjects 30   # smoke
 
 Writes ``benchmarks/results/teacher.json`` with ``sizes`` (per size ``params``, ``gflops``, and
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "2")  # the goal: 2 CPU cores
 
 import torch  # noqa: E402
 
@@ -90,7 +90,8 @@ def train_eval(ds_path: Path, work: Path, name: str, minutes: float, tcfg: dict,
     from edgefm.train import TrainConfig, load_teacher, pretrain, teacher_for_dataset
     torch.manual_seed(0)
     model = teacher_for_dataset(ds_path, "tiny", **(model_kw or {}))
-    name = name + ("_" + model.cfg.residual if model.cfg.residual else "") + ("_l1" if model.cfg.loss == "l1" else "")
+    name = name + ("_" + model.cfg.residual if model.cfg.residual else "") + ("_l1" if model.cfg.loss == "l1" else "") \
+        + ("_db" if model.cfg.decoder_sees_baseline else "") + ("_bf16" if tcfg.get("bf16") else "")
     cfg = TrainConfig(**{"steps": 100_000, "max_minutes": minutes, **tcfg})
     log(f"{name}: training a Tiny teacher for at most {minutes} min")
     t0 = time.time()
@@ -101,7 +102,8 @@ def train_eval(ds_path: Path, work: Path, name: str, minutes: float, tcfg: dict,
     res = evaluate(teacher, ds_path, ecfg)
     Console(stderr=True).print(table(res))
     return res, {"steps": teacher.meta["step"], "train_seconds": round(train_s, 1), "checkpoint": str(ck),
-                 "train_config": cfg.to_dict(), "residual": model.cfg.residual}
+                 "train_config": cfg.to_dict(), "residual": model.cfg.residual,
+                 "decoder_sees_baseline": model.cfg.decoder_sees_baseline, "params": teacher.num_params()}
 
 
 def gain(res: dict, names, method: str = "teacher") -> float | None:
@@ -125,11 +127,16 @@ def main(argv=None) -> int:
     ap.add_argument("--residual", default="linear", choices=["linear", "none"],
                     help="decode a correction to linear interpolation (LSMConfig.residual)")
     ap.add_argument("--loss", default="mse", choices=["mse", "l1"], help="reconstruction loss (LSMConfig.loss)")
+    ap.add_argument("--decoder-baseline", action="store_true",
+                    help="with --residual linear: the decoder also sees the baseline (LSMConfig.decoder_sees_baseline)")
+    ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast in training (TrainConfig.bf16)")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")),
+                    help="torch threads (the goal is stated for 2 CPU cores)")
     ap.add_argument("--max-windows", type=int, default=512, help="held-out windows evaluated")
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "edgefm_bench_teacher")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args(argv)
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    torch.set_num_threads(args.threads)
     from edgefm.eval import EvalConfig
     from edgefm.manifest import atomic_write_json, read_json
 
@@ -137,12 +144,15 @@ def main(argv=None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     result = {"command": cmd.strip(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
               "note": "timings provisional (shared CPU)", "sizes": sizes()}
-    tcfg = {"batch_size": args.batch_size, "lr": args.lr}
+    tcfg = {"batch_size": args.batch_size, "lr": args.lr, "bf16": args.bf16}
     args.residual = None if args.residual == "none" else args.residual
     mkw = {"residual": args.residual} if args.residual else {}
     if args.loss != "mse":
         mkw["loss"] = args.loss
-    variant = (args.residual or "mae") + ("" if args.loss == "mse" else "_" + args.loss)
+    if args.decoder_baseline:
+        mkw["decoder_sees_baseline"] = True
+    variant = (args.residual or "mae") + ("" if args.loss == "mse" else "_" + args.loss) + \
+        ("_db" if args.decoder_baseline else "") + ("_bf16" if args.bf16 else "")
 
     if args.minutes > 0:
         t0 = time.time()

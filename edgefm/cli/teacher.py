@@ -31,6 +31,7 @@ def train(
     decoder_baseline: Annotated[bool, typer.Option("--decoder-baseline", help="With --residual: every decoder "
                                 "token also sees that baseline (how a Tiny learns on 2 cores).")] = False,
     loss: Annotated[str, typer.Option("--loss", help="mse | l1 (reconstruction loss).")] = "mse",
+    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (CUDA, or a CPU with AVX512-BF16).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Pretrain the masked-autoencoder teacher on DATA's train split."""
@@ -39,7 +40,8 @@ def train(
 
     if steps is None and max_minutes is None:
         steps = 2000
-    cfg = TrainConfig(steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    cfg = TrainConfig(steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                      bf16=bf16)
     kw = {k: v for k, v in (("residual", residual), ("decoder_sees_baseline", decoder_baseline),
                              ("loss", None if loss == "mse" else loss)) if v}
     if nproc > 1:

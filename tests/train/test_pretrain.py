@@ -132,3 +132,15 @@ def test_ddp_two_processes_matches_one(toy, tmp_path):
     untrained = load_checkpoint(one)["history"][0]["loss"]
     assert l1 < untrained and l2 < untrained
     assert abs(l1 - l2) / l1 < 0.15, (l1, l2)
+
+
+def test_bf16_autocast_trains_the_decoder_baseline_teacher(toy, tmp_path):
+    torch.manual_seed(0)
+    from edgefm.train import heldout_loss
+    m = teacher_for_dataset(toy, "tiny", residual="linear", decoder_sees_baseline=True, loss="l1", **MICRO)
+    c = cfg(steps=40, lr=3e-3, batch_size=16, bf16=True)
+    before = heldout_loss(m, toy, c, "val", 2)
+    d = load_checkpoint(pretrain(m, toy, c, tmp_path / "bf"))
+    assert d["train_config"]["bf16"] and all(math.isfinite(h["loss"]) for h in d["history"])
+    assert next(iter(d["model"].values())).dtype == torch.float32     # weights stay float32
+    assert heldout_loss(m, toy, c, "val", 2) < before
