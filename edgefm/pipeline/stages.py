@@ -105,7 +105,7 @@ def stage_teacher(ctx: StageContext, inputs: dict) -> dict:
     cfg = pre.TrainConfig(steps=p["steps"], max_minutes=p["max_minutes"], batch_size=p["batch_size"],
                           seed=p["seed"], progress=False)
     ctx.log(f"LSM-{p['size']} teacher, {model.num_params() if hasattr(model, 'num_params') else '?'} params, "
-            f"≤ {p['steps']} steps / {p['max_minutes']} min")
+            f"{p['steps']} steps" + (f", at most {p['max_minutes']} min" if p["max_minutes"] else ""))
     ckpt = Path(pre.pretrain(model, raw, cfg, ctx.dir, size=p["size"]))
     summary = {"checkpoint": str(ckpt.relative_to(ctx.dir)), "size": p["size"],
                "params": int(model.num_params()) if hasattr(model, "num_params") else None,

@@ -80,3 +80,9 @@ def test_presets_and_overrides():
         PipelineConfig(from_stage="train")
     # changing the preset changes the stage inputs (so a re-run re-trains)
     assert st["distil"].params != {s.name: s for s in build_stages(PipelineConfig())}["distil"].params
+
+
+def test_presets_train_the_teacher_to_a_fixed_step_count():
+    """A wall-clock budget would make the teacher, and every figure after it, depend on machine load."""
+    for name, preset in PRESETS.items():
+        assert preset["teacher"]["max_minutes"] is None and preset["teacher"]["steps"] > 0, name
