@@ -137,6 +137,19 @@ def _fmt_s(s: float) -> str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
 
+def _seed_everything(seed: int) -> None:
+    """Reset the global RNGs before a stage: models built before a training loop seeds itself
+    (teacher, students) must not depend on what ran earlier in the process (another pipeline run,
+    a skipped stage), or one preset gives different figures from one invocation to the next."""
+    import random
+
+    import numpy as np
+    import torch
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def run_stages(stages: list[Stage], run_dir: str | Path, *, from_stage: str | None = None,
                code_version: str = "", console: Console | None = None) -> dict[str, StageRecord]:
     """Run ``stages`` in order into ``run_dir``; returns every stage's record by name.
@@ -181,6 +194,7 @@ def run_stages(stages: list[Stage], run_dir: str | Path, *, from_stage: str | No
             with atomic_dir(run_dir / s.name) as tmp:
                 ctx = StageContext(s.name, tmp, run_dir, s.params,
                                    log=lambda m, _n=s.name: console.print(f"    {_n}: {m}", highlight=False))
+                _seed_everything(int(s.params.get("seed", 0)))
                 summary = s.fn(ctx, inputs) or {}
                 seconds = time.perf_counter() - t0
                 outputs = _tree_outputs(tmp)

@@ -103,3 +103,18 @@ def test_dependency_order_checked(tmp_path):
     st = make_stages([])
     with pytest.raises(ConfigError, match="depends on"):
         run_stages([st[1], st[0]], tmp_path, console=_console()[0])
+
+
+def test_a_stage_sees_the_same_random_state_whatever_ran_before(tmp_path):
+    """A model built in a stage before its training loop seeds itself must come out the same."""
+    import numpy as np
+    import torch
+
+    def draw(ctx, inputs):
+        return {"torch": float(torch.randn(3).sum()), "numpy": float(np.random.rand())}
+
+    first = run_stages([Stage("a", draw, (), {"seed": 3}, eta_s=1)], tmp_path / "r1", console=_console()[0])["a"].summary
+    torch.randn(1000), np.random.rand(1000)          # whatever ran before in the process
+    again = run_stages([Stage("a", draw, (), {"seed": 3}, eta_s=1)], tmp_path / "r2", console=_console()[0])["a"].summary
+    other = run_stages([Stage("a", draw, (), {"seed": 4}, eta_s=1)], tmp_path / "r3", console=_console()[0])["a"].summary
+    assert first == again and first != other
