@@ -1,6 +1,6 @@
 """Teacher benchmark (issue 3): Table 8 accounting, synthetic and WESAD generative results.
 
-    python benchmarks/bench_teacher.py --loss l1 --decoder-baseline   # full: 15 min synthetic, 10 min WESAD
+    python benchmarks/bench_teacher.py --loss l1 --decoder-baseline --bf16 --stretch-max 1.0   # full: 15 + 10 min
     python benchmarks/bench_teacher.py --minutes 2 --wesad-minutes 2 --subjects 30   # smoke
 
 Writes ``benchmarks/results/teacher.json`` with ``sizes`` (per size ``params``, ``gflops``, and
