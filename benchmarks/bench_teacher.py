@@ -84,15 +84,12 @@ def wesad_raw(work: Path) -> Path | None:
 
 
 def train_eval(ds_path: Path, work: Path, name: str, minutes: float, tcfg: dict, ecfg,
-               model_kw: dict | None = None) -> tuple[dict, dict]:
+               model_kw: dict | None = None):
     from rich.console import Console
     from edgefm.eval import evaluate, table
     from edgefm.train import TrainConfig, load_teacher, pretrain, teacher_for_dataset
     torch.manual_seed(0)
     model = teacher_for_dataset(ds_path, "tiny", **(model_kw or {}))
-    name = name + ("_" + model.cfg.residual if model.cfg.residual else "") + ("_l1" if model.cfg.loss == "l1" else "") \
-        + ("_db" if model.cfg.decoder_sees_baseline else "") + ("_bf16" if tcfg.get("bf16") else "") \
-        + ("_nostretch" if tcfg.get("stretch", (1.0, 1.2))[1] <= 1.0 else "")
     cfg = TrainConfig(**{"steps": 100_000, "max_minutes": minutes, **tcfg})
     log(f"{name}: training a Tiny teacher for at most {minutes} min")
     t0 = time.time()
@@ -102,9 +99,9 @@ def train_eval(ds_path: Path, work: Path, name: str, minutes: float, tcfg: dict,
     log(f"{name}: {teacher.meta['step']} steps in {train_s:.0f} s; evaluating")
     res = evaluate(teacher, ds_path, ecfg)
     Console(stderr=True).print(table(res))
-    return res, {"steps": teacher.meta["step"], "train_seconds": round(train_s, 1), "checkpoint": str(ck),
-                 "train_config": cfg.to_dict(), "residual": model.cfg.residual,
-                 "decoder_sees_baseline": model.cfg.decoder_sees_baseline, "params": teacher.num_params()}
+    return res, teacher, {"steps": teacher.meta["step"], "train_seconds": round(train_s, 1), "checkpoint": str(ck),
+                          "train_config": cfg.to_dict(), "residual": model.cfg.residual,
+                          "decoder_sees_baseline": model.cfg.decoder_sees_baseline, "params": teacher.num_params()}
 
 
 def gain(res: dict, names, method: str = "teacher") -> float | None:
@@ -163,7 +160,7 @@ def main(argv=None) -> int:
         t0 = time.time()
         ds = synth_minutely(args.work, args.subjects, args.days)
         log(f"synthetic cohort ready in {time.time() - t0:.0f} s: {ds}")
-        res, tr = train_eval(ds, args.work, "synthetic", args.minutes, tcfg,
+        res, t, tr = train_eval(ds, args.work, f"synthetic_{variant}", args.minutes, tcfg,
                              EvalConfig(max_windows=args.max_windows), mkw)
         result["synthetic"] = {
             "interp_gain_30": gain(res, ["interp_30"]), "interp_gain_60": gain(res, ["interp_60"]),
@@ -177,8 +174,6 @@ def main(argv=None) -> int:
             "budget_minutes": args.minutes, "subjects": args.subjects, "days": args.days, "loss": args.loss, **tr,
             "n_test_windows": res["n_windows"], "test_subjects": res["subjects"], "table": res["tasks"]}
         from edgefm.eval import evaluate
-        from edgefm.train import load_teacher
-        t = load_teacher(tr["checkpoint"])
         base = res["tasks"]["random"]["methods"]
         gaps = evaluate(t, ds, EvalConfig(max_windows=args.max_windows, inherited_missing=0.2,
                                           methods=("teacher", "linear"), gaps_min=(30, 60), sensor_tasks=False))
@@ -203,7 +198,7 @@ def main(argv=None) -> int:
     if args.wesad_minutes > 0:
         ds = wesad_raw(args.work)
         if ds is not None:
-            res, tr = train_eval(ds, args.work, "wesad", args.wesad_minutes, tcfg,
+            res, _, tr = train_eval(ds, args.work, f"wesad_{variant}", args.wesad_minutes, tcfg,
                                  EvalConfig(max_windows=args.max_windows), mkw)
             result["wesad"] = {
                 "random_imputation_gain": gain(res, ["random"]), "ppg_imputation_gain": gain(res, ["sensor_ppg"]),
