@@ -12,6 +12,17 @@ from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json
 app = typer.Typer(no_args_is_help=True)
 
 
+def _scales(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        from edgefm.errors import ConfigError
+        raise ConfigError(f"--decoder-context {text!r} is not a comma-separated list of integers",
+                          field="decoder_context", hint="e.g. --decoder-context 5,15,45") from None
+
+
 @app.command("train")
 @handle_errors
 def train(
@@ -30,6 +41,12 @@ def train(
                         "the linear interpolation of the visible samples.")] = None,
     decoder_baseline: Annotated[bool, typer.Option("--decoder-baseline", help="With --residual: every decoder "
                                 "token also sees that baseline (how a Tiny learns on 2 cores).")] = False,
+    decoder_context: Annotated[Optional[str], typer.Option("--decoder-context", help="With --decoder-baseline: "
+                               "comma-separated time scales in samples of local-mean baselines the decoder also "
+                               "sees, e.g. 5,15,45.")] = None,
+    context_residual: Annotated[bool, typer.Option("--context-residual", help="With --decoder-context: the "
+                                "residual baseline is a learned per-channel blend of the linear and local-mean "
+                                "baselines.")] = False,
     loss: Annotated[str, typer.Option("--loss", help="mse | l1 (reconstruction loss).")] = "mse",
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (CUDA, or a CPU with AVX512-BF16).")] = False,
     as_json: JsonOpt = False,
@@ -42,8 +59,9 @@ def train(
         steps = 2000
     cfg = TrainConfig(steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed, device=device,
                       bf16=bf16)
+    ctx = _scales(decoder_context)
     kw = {k: v for k, v in (("residual", residual), ("decoder_sees_baseline", decoder_baseline),
-                             ("loss", None if loss == "mse" else loss)) if v}
+                             ("decoder_context", ctx), ("context_residual", context_residual), ("loss", None if loss == "mse" else loss)) if v}
     if nproc > 1:
         ckpt = launch(data, out_dir, cfg, size=size, nproc=nproc, resume=resume, model_kw=kw or None)
     else:

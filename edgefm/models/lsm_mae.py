@@ -25,7 +25,12 @@ for missing data:
   then starts from its sample-specific boundary values, not from the mask token alone. Without
   it a Tiny decoder learned no correction at all in 15 minutes on 2 CPU cores (its hidden tokens
   were nearly identical across windows); with it, it learned in a few hundred steps. The
-  encoder and ``embed()`` are unchanged and still never see a hidden or missing value.
+  encoder and ``embed()`` are unchanged and still never see a hidden or missing value;
+* optionally (``decoder_context``, with ``decoder_sees_baseline``) that embedding also gets
+  the baseline redrawn between *local means* of the available samples at a few time scales
+  (:func:`local_mean_fill`): single boundary samples are noisy, and a hidden token otherwise
+  has to learn to average its neighbours through attention before it can correct anything.
+  Like the linear baseline, these are computed from the samples the encoder saw only.
 
 Shapes: ``B`` batch, ``C`` channels, ``T`` time steps, ``Gc x Gt`` patch grid,
 ``L = Gc * Gt`` tokens, ``P = patch_c * patch_t`` values per patch, ``D`` width.
@@ -71,12 +76,19 @@ class LSMConfig:
     # with a residual: add to every decoder token an embedding of the baseline's patch values and
     # of the patch's available-sample map (2 * patch_dim inputs); see the module docstring
     decoder_sees_baseline: bool = False
+    # with decoder_sees_baseline: time scales (samples) of extra local-mean baselines fed to the
+    # decoder the same way (LSM minutely: (5, 15, 45) minutes); () = none
+    decoder_context: tuple[int, ...] = ()
+    # with decoder_context: the residual baseline itself becomes a learned per-channel blend of the
+    # linear and the local-mean baselines (initialised at the linear one), a smoother per channel
+    context_residual: bool = False
     # reconstruction loss over hidden observed samples: "mse" (MAE, LSM) or "l1" (the
     # median fill, which is what an MAE-scored imputation rewards on skewed signals)
     loss: str = "mse"
 
     def __post_init__(self):
         self.channel_names = tuple(self.channel_names)
+        self.decoder_context = tuple(int(k) for k in self.decoder_context)
         if self.seq_len % self.patch_t:
             raise ConfigError(f"seq_len {self.seq_len} is not a multiple of patch_t {self.patch_t}",
                               field="patch_t")
@@ -92,6 +104,15 @@ class LSMConfig:
         if self.decoder_sees_baseline and not self.residual:
             raise ConfigError("decoder_sees_baseline needs a residual baseline", field="decoder_sees_baseline",
                               hint="set residual='linear' or drop decoder_sees_baseline")
+        if self.decoder_context and not self.decoder_sees_baseline:
+            raise ConfigError("decoder_context needs decoder_sees_baseline", field="decoder_context",
+                              hint="set decoder_sees_baseline=True (and residual='linear') or drop decoder_context")
+        if self.context_residual and not self.decoder_context:
+            raise ConfigError("context_residual needs decoder_context scales", field="context_residual",
+                              hint="set decoder_context=(5, 15, 45) or drop context_residual")
+        if any(k < 1 or k > self.seq_len for k in self.decoder_context):
+            raise ConfigError(f"decoder_context scales {self.decoder_context} must be in [1, seq_len={self.seq_len}]",
+                              field="decoder_context")
         if self.loss not in ("mse", "l1"):
             raise ConfigError(f"unknown loss {self.loss!r}", field="loss", hint="'mse' or 'l1'")
 
@@ -116,6 +137,7 @@ class LSMConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["channel_names"] = list(self.channel_names)
+        d["decoder_context"] = list(self.decoder_context)
         return d
 
     @classmethod
@@ -140,6 +162,39 @@ def linear_fill_torch(x: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
     lin = xp + (xn - xp) * w
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
     return torch.where(hp & hn, lin, torch.where(hp, xp, torch.where(hn, xn, zero)))
+
+
+def local_mean_fill(x: torch.Tensor, avail: torch.Tensor, k: int) -> torch.Tensor:
+    """x, avail: (B, C, T) -> linear interpolation between local means at scale ``k``.
+
+    At every t, ``p`` is the last available sample at or before t and ``n`` the first at or
+    after it; the left value is the mean of the available samples in ``(p - k, p]``, the right
+    one of those in ``[n, n + k)``, blended by distance as :func:`linear_fill_torch` blends
+    ``x[p]`` and ``x[n]`` (an edge holds its one side; no available sample gives 0). ``k = 1``
+    is :func:`linear_fill_torch`. Reads ``x`` only where ``avail``.
+    """
+    B, C, T = x.shape
+    a = avail.to(x.dtype)
+    zero = torch.zeros((B, C, 1), dtype=x.dtype, device=x.device)
+    S = torch.cat([zero, torch.cumsum(torch.where(avail, x, torch.zeros((), dtype=x.dtype, device=x.device)), -1)], -1)
+    A = torch.cat([zero, torch.cumsum(a, -1)], -1)                      # (B, C, T + 1) prefix sums
+    t = torch.arange(T, device=x.device).expand_as(x)
+    prev = torch.where(avail, t, torch.full_like(t, -1)).cummax(-1).values
+    nxt = torch.where(avail, t, torch.full_like(t, T)).flip(-1).cummin(-1).values.flip(-1)
+    hp, hn = prev >= 0, nxt < T
+
+    def window_mean(lo, hi):                                             # mean over [lo, hi)
+        lo, hi = lo.clamp(0, T), hi.clamp(0, T)
+        s = S.gather(-1, hi) - S.gather(-1, lo)
+        c = A.gather(-1, hi) - A.gather(-1, lo)
+        return s / c.clamp(min=1)
+
+    lm = window_mean(prev + 1 - k, prev + 1)
+    rm = window_mean(nxt, nxt + k)
+    w = (t - prev).to(x.dtype) / (nxt - prev).clamp(min=1).to(x.dtype)
+    both = lm + (rm - lm) * w
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    return torch.where(hp & hn, both, torch.where(hp, lm, torch.where(hn, rm, zero)))
 
 
 def sincos_2d(dim: int, gc: int, gt: int) -> torch.Tensor:
@@ -212,7 +267,11 @@ class MaskedAutoencoder(nn.Module):
         self.decoder_norm = nn.LayerNorm(cfg.dec_dim, eps=cfg.norm_eps)
         self.decoder_pred = nn.Linear(cfg.dec_dim, cfg.patch_dim)
         # baseline values + availability of each patch -> decoder width (decoder_sees_baseline)
-        self.decoder_base = nn.Linear(2 * cfg.patch_dim, cfg.dec_dim) if cfg.decoder_sees_baseline else None
+        n_base = 2 + len(cfg.decoder_context)
+        # per channel and local-mean scale: weight of (local-mean baseline - linear baseline)
+        self.context_mix = (nn.Parameter(torch.zeros(len(cfg.decoder_context), cfg.n_channels))
+                            if cfg.context_residual else None)
+        self.decoder_base = nn.Linear(n_base * cfg.patch_dim, cfg.dec_dim) if cfg.decoder_sees_baseline else None
         # real (non-padding) entries of each patch, (L, P)
         real = torch.zeros(cfg.padded_channels, cfg.seq_len, dtype=torch.bool)
         real[:cfg.n_channels] = True
@@ -269,7 +328,7 @@ class MaskedAutoencoder(nn.Module):
             f += Le * cfg.enc_dim * cfg.dec_dim + blocks(L, cfg.dec_dim, cfg.dec_depth)
             f += L * cfg.dec_dim * cfg.patch_dim
             if cfg.decoder_sees_baseline:
-                f += L * 2 * cfg.patch_dim * cfg.dec_dim
+                f += L * (2 + len(cfg.decoder_context)) * cfg.patch_dim * cfg.dec_dim
         return int(f)
 
     # ------------------------------------------------------------ patches
@@ -354,7 +413,8 @@ class MaskedAutoencoder(nn.Module):
                         hidden: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
         """-> pred (B, L, P): every patch predicted; hidden ones start from the mask token.
 
-        ``base`` (B, L, 2P): baseline patch values and availability, added through
+        ``base`` (B, L, (2 + len(decoder_context)) P): baseline patch values, availability and
+        local-mean baselines, added through
         ``decoder_base`` to every token when the model has one."""
         B, L = hidden.shape
         z = self.decoder_embed(latent)                                   # (B, K, Dd)
@@ -411,9 +471,13 @@ class MaskedAutoencoder(nn.Module):
         base, dec_in = None, None
         if self.cfg.residual == "linear":
             avail = mask & ~used if base_avail is None else mask & base_avail
-            base = self.patchify(linear_fill_torch(x, avail))
+            lin = linear_fill_torch(x, avail)
+            base = self.patchify(lin)
             if self.decoder_base is not None:
-                dec_in = torch.cat([base, self.patchify(avail.to(x.dtype))], -1)
+                ctx = [local_mean_fill(x, avail, k) for k in self.cfg.decoder_context]
+                dec_in = torch.cat([base, self.patchify(avail.to(x.dtype)), *map(self.patchify, ctx)], -1)
+                if self.context_mix is not None:
+                    base = self.patchify(lin + sum(a[None, :, None] * (c - lin) for a, c in zip(self.context_mix, ctx)))
         pred = self.forward_decoder(latent, ids, keep, hidden, dec_in)
         if base is not None:
             pred = pred + base

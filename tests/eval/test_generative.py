@@ -127,10 +127,14 @@ def test_cli_train_with_the_benchmark_teacher_options(toy, tmp_path):
     from edgefm.train import load_checkpoint
     r = CliRunner().invoke(app, ["teacher", "train", str(toy), "--out", str(tmp_path / "t"), "--steps", "2",
                                  "--batch-size", "8", "--residual", "linear", "--decoder-baseline", "--loss", "l1",
-                                 "--json"])
+                                 "--decoder-context", "3,9", "--context-residual", "--json"])
     assert r.exit_code == 0, r.output
     mc = load_checkpoint(tmp_path / "t" / "teacher.pt")["model_config"]
     assert (mc["residual"], mc["decoder_sees_baseline"], mc["loss"]) == ("linear", True, "l1")
+    assert mc["decoder_context"] == [3, 9] and mc["context_residual"]
+    r = CliRunner().invoke(app, ["teacher", "train", str(toy), "--out", str(tmp_path / "v"), "--steps", "2",
+                                 "--residual", "linear", "--decoder-baseline", "--decoder-context", "3,x"])
+    assert r.exit_code != 0 and "--decoder-context" in r.output and not (tmp_path / "v").exists()
     r = CliRunner().invoke(app, ["teacher", "train", str(toy), "--out", str(tmp_path / "u"), "--steps", "2",
                                  "--decoder-baseline"])
     assert r.exit_code != 0 and "decoder_sees_baseline" in r.output

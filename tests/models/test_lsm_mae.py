@@ -210,12 +210,21 @@ def test_residual_reconstruct_uses_the_same_samples_as_the_linear_baseline():
     assert np.allclose(r.numpy(), want, atol=1e-5)
 
 
-def test_decoder_sees_baseline_needs_a_residual_and_never_reads_a_hidden_value():
+@pytest.mark.parametrize("context,mix", [((), False), ((5, 15, 45), False), ((5, 15, 45), True)])
+def test_decoder_sees_baseline_needs_a_residual_and_never_reads_a_hidden_value(context, mix):
     with pytest.raises(ConfigError, match="decoder_sees_baseline"):
         micro(decoder_sees_baseline=True)
-    m = micro(residual="linear", decoder_sees_baseline=True).eval()
-    assert m.decoder_base is not None and m.decoder_base.in_features == 2 * m.cfg.patch_dim
-    assert m.flops(part="all") - micro(residual="linear").flops(part="all") == 180 * 100 * 32
+    with pytest.raises(ConfigError, match="decoder_context"):
+        micro(residual="linear", decoder_context=(5,))
+    with pytest.raises(ConfigError, match="context_residual"):
+        micro(residual="linear", decoder_sees_baseline=True, context_residual=True)
+    m = micro(residual="linear", decoder_sees_baseline=True, decoder_context=context, context_residual=mix).eval()
+    if mix:                                                # a blend that is not the linear baseline
+        assert m.context_mix.shape == (3, 26) and not m.context_mix.any()
+        torch.nn.init.uniform_(m.context_mix, -0.5, 1.0)
+    n_in = 2 + len(context)
+    assert m.decoder_base is not None and m.decoder_base.in_features == n_in * m.cfg.patch_dim
+    assert m.flops(part="all") - micro(residual="linear").flops(part="all") == 180 * n_in * 50 * 32
     torch.nn.init.normal_(m.decoder_pred.weight, std=0.1)   # a decoder that says something
     g = torch.Generator().manual_seed(1)
     x = torch.randn(2, 26, 300, generator=g)
@@ -231,13 +240,54 @@ def test_decoder_sees_baseline_needs_a_residual_and_never_reads_a_hidden_value()
     assert torch.equal(r[hide], r2[hide])
     # the decoder's correction depends on the visible context (it is not a constant)
     assert not torch.allclose(r[0][hide[0]], r[1][hide[1]])
+    if context:  # and on the local means: the same boundary samples with other neighbours give another fill
+        z = x.clone()
+        z[:, :, 80:98] += 3.0                              # visible, but not the gap's boundary samples
+        r3 = m.reconstruct(z, mask, hide)
+        assert not torch.allclose(r3[hide], r[hide])
+
+
+def _local_mean_reference(x, avail, k):
+    """Loop-by-loop definition of local_mean_fill, for the test."""
+    B, C, T = x.shape
+    out = np.zeros((B, C, T))
+    for b in range(B):
+        for c in range(C):
+            idx = np.flatnonzero(avail[b, c])
+            for t in range(T):
+                left, right = idx[idx <= t], idx[idx >= t]
+                lm = x[b, c, idx[(idx > left[-1] - k) & (idx <= left[-1])]].mean() if left.size else None
+                rm = x[b, c, idx[(idx >= right[0]) & (idx < right[0] + k)]].mean() if right.size else None
+                if lm is not None and rm is not None:
+                    w = (t - left[-1]) / max(right[0] - left[-1], 1)
+                    out[b, c, t] = lm + (rm - lm) * w
+                elif lm is not None or rm is not None:
+                    out[b, c, t] = lm if lm is not None else rm
+    return out
+
+
+def test_local_mean_fill_matches_its_definition_and_reads_only_available_samples():
+    from edgefm.models.lsm_mae import linear_fill_torch, local_mean_fill
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 40, generator=g)
+    avail = torch.rand(3, 4, 40, generator=g) > 0.4
+    avail[0, 0] = False                                    # nothing available: 0
+    avail[1, 1, :15] = False                               # a leading edge
+    avail[2, 2, 30:] = False                               # a trailing edge
+    for k in (1, 3, 7):
+        got = local_mean_fill(x, avail, k)
+        assert np.allclose(got.numpy(), _local_mean_reference(x.numpy(), avail.numpy(), k), atol=1e-5)
+        assert torch.equal(got, local_mean_fill(torch.where(avail, x, torch.full_like(x, float("nan"))), avail, k))
+    assert torch.allclose(local_mean_fill(x, avail, 1), linear_fill_torch(x, avail), atol=1e-5)
+    assert (local_mean_fill(x, avail, 1)[0, 0] == 0).all()
 
 
 def test_decoder_sees_baseline_reloads_from_a_checkpoint(tmp_path):
     from edgefm.train.checkpoint import load_teacher, save_checkpoint
-    m = micro(residual="linear", decoder_sees_baseline=True)
+    m = micro(residual="linear", decoder_sees_baseline=True, decoder_context=(5, 15), context_residual=True)
+    torch.nn.init.normal_(m.context_mix)
     save_checkpoint(tmp_path / "t.pt", {"size": "tiny", "model_config": m.cfg.to_dict(), "model": m.state_dict(),
                                         "step": 0})
     t = load_teacher(tmp_path / "t.pt")
-    assert t.cfg.decoder_sees_baseline and all(torch.equal(a, b) for a, b in
+    assert t.cfg.decoder_sees_baseline and t.cfg.decoder_context == (5, 15) and t.cfg.context_residual and all(torch.equal(a, b) for a, b in
                                                zip(t.state_dict().values(), m.state_dict().values()))
