@@ -86,18 +86,24 @@ def wesad_raw(work: Path) -> Path | None:
 
 
 def train_eval(ds_path: Path, work: Path, name: str, minutes: float, tcfg: dict, ecfg,
-               model_kw: dict | None = None):
+               model_kw: dict | None = None, reuse: bool = False):
     from rich.console import Console
     from edgefm.eval import evaluate, table
     from edgefm.train import TrainConfig, load_teacher, pretrain, teacher_for_dataset
     torch.manual_seed(0)
     model = teacher_for_dataset(ds_path, "tiny", **(model_kw or {}))
     cfg = TrainConfig(**{"steps": 100_000, "max_minutes": minutes, **tcfg})
-    log(f"{name}: training a Tiny teacher for at most {minutes} min")
-    t0 = time.time()
-    ck = pretrain(model, ds_path, cfg, work / f"teacher_{name}", size="tiny")
-    teacher = load_teacher(ck)
-    train_s = time.time() - t0
+    ck = work / f"teacher_{name}" / "teacher.pt"
+    if reuse and ck.exists() and _same_run(ck, model, cfg):
+        teacher = load_teacher(ck)
+        train_s = teacher.meta["train_seconds"]
+        log(f"{name}: reusing {ck} (same model and train config; trained {train_s:.0f} s)")
+    else:
+        log(f"{name}: training a Tiny teacher for at most {minutes} min")
+        t0 = time.time()
+        ck = pretrain(model, ds_path, cfg, work / f"teacher_{name}", size="tiny")
+        teacher = load_teacher(ck)
+        train_s = time.time() - t0
     log(f"{name}: {teacher.meta['step']} steps in {train_s:.0f} s; evaluating")
     res = evaluate(teacher, ds_path, ecfg)
     Console(stderr=True).print(table(res))
@@ -106,6 +112,14 @@ def train_eval(ds_path: Path, work: Path, name: str, minutes: float, tcfg: dict,
                           "decoder_sees_baseline": model.cfg.decoder_sees_baseline,
                           "decoder_context": list(model.cfg.decoder_context),
                           "context_residual": model.cfg.context_residual, "params": teacher.num_params()}
+
+
+def _same_run(ck: Path, model, cfg) -> bool:
+    """The checkpoint was trained by this model and train config (to completion)."""
+    from edgefm.train import load_checkpoint
+    c = load_checkpoint(ck)
+    return (c.get("model_config") == model.cfg.to_dict() and c.get("train_config") == cfg.to_dict()
+            and c.get("train_seconds") is not None)
 
 
 def gain(res: dict, names, method: str = "teacher") -> float | None:
@@ -129,12 +143,12 @@ def gain_all_placements(teacher, ds, split: str, max_windows: int, gaps_min=(30,
     from edgefm.eval import EvalConfig
     from edgefm.eval.baselines import BASELINES
     from edgefm.eval.generative import _teacher_fill, load_eval_windows
-    x, mask, w, _ = load_eval_windows(teacher, ds, EvalConfig(split=split, max_windows=max_windows))
+    x, mask, w, wds = load_eval_windows(teacher, ds, EvalConfig(split=split, max_windows=max_windows))
     N, C, T = x.shape
     pt = teacher.cfg.patch_t
     out = {"n_windows": N, "subjects": sorted(set(map(str, w.subject))), "per_placement": {}}
     for g in gaps_min:
-        L = int(round(g * 60 * ds.fs_hz))
+        L = int(round(g * 60 * wds.fs_hz))
         et = el = 0.0
         per = []
         for start in range(pt, (T - L - pt) // pt * pt + 1, pt):    # make_tasks' rule: a patch visible each side
@@ -180,6 +194,9 @@ def main(argv=None) -> int:
                     help="headline interpolation gains over every gap placement (test and val splits)")
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "edgefm_bench_teacher")
     ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument("--reuse", action="store_true",
+                    help="evaluate an existing checkpoint of the same model and train config in --work "
+                         "instead of training again (its own steps and training time are reported)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from edgefm.eval import EvalConfig
@@ -212,7 +229,7 @@ def main(argv=None) -> int:
         ds = synth_minutely(args.work, args.subjects, args.days)
         log(f"synthetic cohort ready in {time.time() - t0:.0f} s: {ds}")
         res, t, tr = train_eval(ds, args.work, f"synthetic_{variant}", args.minutes, tcfg,
-                             EvalConfig(max_windows=args.max_windows), mkw)
+                                EvalConfig(max_windows=args.max_windows), mkw, reuse=args.reuse)
         result["synthetic"] = {
             "interp_gain_30": gain(res, ["interp_30"]), "interp_gain_60": gain(res, ["interp_60"]),
             "extrap_gain_10_30": gain(res, ["extrap_10", "extrap_20", "extrap_30"]),
@@ -261,7 +278,7 @@ def main(argv=None) -> int:
         ds = wesad_raw(args.work)
         if ds is not None:
             res, _, tr = train_eval(ds, args.work, f"wesad_{variant}", args.wesad_minutes, tcfg,
-                                 EvalConfig(max_windows=args.max_windows), mkw)
+                                    EvalConfig(max_windows=args.max_windows), mkw, reuse=args.reuse)
             result["wesad"] = {
                 "random_imputation_gain": gain(res, ["random"]), "ppg_imputation_gain": gain(res, ["sensor_ppg"]),
                 "smoother_random_imputation_gain": gain(res, ["random"], "smooth"),
