@@ -94,9 +94,10 @@ def train_eval(ds_path: Path, work: Path, name: str, minutes: float, tcfg: dict,
     model = teacher_for_dataset(ds_path, "tiny", **(model_kw or {}))
     cfg = TrainConfig(**{"steps": 100_000, "max_minutes": minutes, **tcfg})
     ck = work / f"teacher_{name}" / "teacher.pt"
-    if reuse and ck.exists() and _same_run(ck, model, cfg):
+    if reuse and ck.exists() and _same_run(ck, model, cfg, ds_path):
+        from edgefm.train import load_checkpoint
         teacher = load_teacher(ck)
-        train_s = teacher.meta["train_seconds"]
+        train_s = load_checkpoint(ck)["train_seconds"]
         log(f"{name}: reusing {ck} (same model and train config; trained {train_s:.0f} s)")
     else:
         log(f"{name}: training a Tiny teacher for at most {minutes} min")
@@ -114,12 +115,15 @@ def train_eval(ds_path: Path, work: Path, name: str, minutes: float, tcfg: dict,
                           "context_residual": model.cfg.context_residual, "params": teacher.num_params()}
 
 
-def _same_run(ck: Path, model, cfg) -> bool:
-    """The checkpoint was trained by this model and train config (to completion)."""
+def _same_run(ck: Path, model, cfg, ds_path: Path) -> bool:
+    """The checkpoint was trained to completion by this model and train config on this dataset
+    (checkpoint names do not tell cohorts apart)."""
+    from edgefm.manifest import sha256_file
     from edgefm.train import load_checkpoint
     c = load_checkpoint(ck)
     return (c.get("model_config") == model.cfg.to_dict() and c.get("train_config") == cfg.to_dict()
-            and c.get("train_seconds") is not None)
+            and c.get("train_seconds") is not None
+            and (c.get("dataset") or {}).get("manifest_sha256") == sha256_file(Path(ds_path) / "manifest.json"))
 
 
 def gain(res: dict, names, method: str = "teacher") -> float | None:
@@ -158,8 +162,8 @@ def gain_all_placements(teacher, ds, split: str, max_windows: int, gaps_min=(30,
             t_err = np.abs(_teacher_fill(teacher, x, mask, hide, 64) - x)[score].sum()
             l_err = np.abs(BASELINES["linear"](x, mask & ~hide) - x)[score].sum()
             et, el = et + t_err, el + l_err
-            per.append(round(1 - t_err / l_err, 4))
-        out[f"interp_gain_{g}"] = round(1 - et / el, 4)
+            per.append(round(float(1 - t_err / l_err), 4))
+        out[f"interp_gain_{g}"] = round(float(1 - et / el), 4)
         out["per_placement"][f"interp_gain_{g}"] = per
     return out
 
