@@ -30,7 +30,9 @@ for missing data:
   the baseline redrawn between *local means* of the available samples at a few time scales
   (:func:`local_mean_fill`): single boundary samples are noisy, and a hidden token otherwise
   has to learn to average its neighbours through attention before it can correct anything.
-  Like the linear baseline, these are computed from the samples the encoder saw only.
+  Like the linear baseline, these are computed from the samples the encoder saw only. With
+  ``context_residual`` the residual baseline itself is a learned per-channel blend of the
+  linear and local-mean baselines (it starts at the linear one).
 
 Shapes: ``B`` batch, ``C`` channels, ``T`` time steps, ``Gc x Gt`` patch grid,
 ``L = Gc * Gt`` tokens, ``P = patch_c * patch_t`` values per patch, ``D`` width.
