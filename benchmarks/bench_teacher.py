@@ -94,10 +94,9 @@ def train_eval(ds_path: Path, work: Path, name: str, minutes: float, tcfg: dict,
     model = teacher_for_dataset(ds_path, "tiny", **(model_kw or {}))
     cfg = TrainConfig(**{"steps": 100_000, "max_minutes": minutes, **tcfg})
     ck = work / f"teacher_{name}" / "teacher.pt"
-    if reuse and ck.exists() and _same_run(ck, model, cfg, ds_path):
-        from edgefm.train import load_checkpoint
-        teacher = load_teacher(ck)
-        train_s = load_checkpoint(ck)["train_seconds"]
+    teacher = _reusable(ck, model, cfg, ds_path) if reuse else None
+    if teacher is not None:
+        train_s = teacher.meta["train_seconds"]
         log(f"{name}: reusing {ck} (same model and train config; trained {train_s:.0f} s)")
     else:
         log(f"{name}: training a Tiny teacher for at most {minutes} min")
@@ -115,15 +114,18 @@ def train_eval(ds_path: Path, work: Path, name: str, minutes: float, tcfg: dict,
                           "context_residual": model.cfg.context_residual, "params": teacher.num_params()}
 
 
-def _same_run(ck: Path, model, cfg, ds_path: Path) -> bool:
-    """The checkpoint was trained to completion by this model and train config on this dataset
-    (checkpoint names do not tell cohorts apart)."""
+def _reusable(ck: Path, model, cfg, ds_path: Path):
+    """The teacher at ``ck`` if it was trained to completion by this model and train config on
+    this dataset (checkpoint names do not tell cohorts apart), else None."""
     from edgefm.manifest import sha256_file
-    from edgefm.train import load_checkpoint
-    c = load_checkpoint(ck)
-    return (c.get("model_config") == model.cfg.to_dict() and c.get("train_config") == cfg.to_dict()
-            and c.get("train_seconds") is not None
-            and (c.get("dataset") or {}).get("manifest_sha256") == sha256_file(Path(ds_path) / "manifest.json"))
+    from edgefm.train import load_teacher
+    if not ck.exists():
+        return None
+    t = load_teacher(ck)
+    same = (t.cfg.to_dict() == model.cfg.to_dict() and t.meta["train_config"] == cfg.to_dict()
+            and t.meta["train_seconds"] is not None
+            and (t.meta["dataset"] or {}).get("manifest_sha256") == sha256_file(Path(ds_path) / "manifest.json"))
+    return t if same else None
 
 
 def gain(res: dict, names, method: str = "teacher") -> float | None:
@@ -146,18 +148,19 @@ def gain_all_placements(teacher, ds, split: str, max_windows: int, gaps_min=(30,
     import numpy as np
     from edgefm.eval import EvalConfig
     from edgefm.eval.baselines import BASELINES
-    from edgefm.eval.generative import _teacher_fill, load_eval_windows
+    from edgefm.eval.generative import _gap_len, _teacher_fill, gap_start_patches, load_eval_windows
     x, mask, w, wds = load_eval_windows(teacher, ds, EvalConfig(split=split, max_windows=max_windows))
     N, C, T = x.shape
     pt = teacher.cfg.patch_t
+    minutely = wds.manifest["preset"].get("preset") == "lsm-minutely"
     out = {"n_windows": N, "subjects": sorted(set(map(str, w.subject))), "per_placement": {}}
     for g in gaps_min:
-        L = int(round(g * 60 * wds.fs_hz))
+        L = _gap_len(g, T, wds.fs_hz, minutely)
         et = el = 0.0
         per = []
-        for start in range(pt, (T - L - pt) // pt * pt + 1, pt):    # make_tasks' rule: a patch visible each side
+        for col in gap_start_patches(T, L, pt):                     # the eval's rule, every column of it
             hide = np.zeros((N, C, T), bool)
-            hide[:, :, start:start + L] = True
+            hide[:, :, col * pt:col * pt + L] = True
             score = hide & mask
             t_err = np.abs(_teacher_fill(teacher, x, mask, hide, 64) - x)[score].sum()
             l_err = np.abs(BASELINES["linear"](x, mask & ~hide) - x)[score].sum()

@@ -61,7 +61,8 @@ def train(
                       bf16=bf16)
     ctx = _scales(decoder_context)
     kw = {k: v for k, v in (("residual", residual), ("decoder_sees_baseline", decoder_baseline),
-                             ("decoder_context", ctx), ("context_residual", context_residual), ("loss", None if loss == "mse" else loss)) if v}
+                             ("decoder_context", ctx), ("context_residual", context_residual),
+                             ("loss", None if loss == "mse" else loss)) if v}
     if nproc > 1:
         ckpt = launch(data, out_dir, cfg, size=size, nproc=nproc, resume=resume, model_kw=kw or None)
     else:

@@ -66,6 +66,12 @@ def _gap_len(g_min: float, T: int, fs_hz: float, minutely: bool) -> int:
     return max(1, int(round(T * g_min / LSM_WINDOW_MIN)))
 
 
+def gap_start_patches(T: int, L: int, patch_t: int) -> range:
+    """Patch-grid columns where an interior gap of ``L`` samples may start: at least one patch
+    visible on each side (at least column 1)."""
+    return range(1, max(1, (T - L - patch_t) // patch_t) + 1)
+
+
 def make_tasks(N: int, C: int, T: int, fs_hz: float, patch_t: int, channel_modalities: list[str],
                grid_hide_random, cfg: EvalConfig, minutely: bool) -> list[Task]:
     """Draw the hidden sets of every task for N windows (seeded)."""
@@ -77,9 +83,8 @@ def make_tasks(N: int, C: int, T: int, fs_hz: float, patch_t: int, channel_modal
         if L >= T - 2 * patch_t:
             continue
         unit = f"{g} min" if minutely else f"{L / fs_hz:.2f} s"
-        # interior gap on the patch grid with >= one patch visible either side
-        lo, hi = 1, (T - L - patch_t) // patch_t
-        starts = rng.integers(lo, max(lo, hi) + 1, N) * patch_t
+        grid = gap_start_patches(T, L, patch_t)
+        starts = rng.integers(grid.start, grid.stop, N) * patch_t
         hide = (t[None] >= starts[:, None]) & (t[None] < starts[:, None] + L)
         tasks.append(Task(f"interp_{g}", "interp", np.repeat(hide[:, None], C, 1), L / fs_hz, f"interp {unit}"))
         hide = np.repeat((t >= T - L)[None, None], N, 0).repeat(C, 1)

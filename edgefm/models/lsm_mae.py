@@ -150,20 +150,51 @@ class LSMConfig:
 
 # ---------------------------------------------------------------- building blocks
 
+def _neighbours(avail: torch.Tensor):
+    """avail: (B, C, T) -> (t, prev, nxt): each sample's time index, the last available index at
+    or before it (-1: none) and the first at or after it (T: none)."""
+    T = avail.shape[-1]
+    t = torch.arange(T, device=avail.device).expand_as(avail)
+    prev = torch.where(avail, t, torch.full_like(t, -1)).cummax(-1).values
+    nxt = torch.where(avail, t, torch.full_like(t, T)).flip(-1).cummin(-1).values.flip(-1)
+    return t, prev, nxt
+
+
+def _blend(left: torch.Tensor, right: torch.Tensor, t, prev, nxt) -> torch.Tensor:
+    """Distance-weighted blend of the values at ``prev`` (left) and ``nxt`` (right); an edge
+    holds its one side; a channel with no available sample gives 0."""
+    T = t.shape[-1]
+    hp, hn = prev >= 0, nxt < T
+    w = (t - prev).to(left.dtype) / (nxt - prev).clamp(min=1).to(left.dtype)
+    both = left + (right - left) * w
+    zero = torch.zeros((), dtype=left.dtype, device=left.device)
+    return torch.where(hp & hn, both, torch.where(hp, left, torch.where(hn, right, zero)))
+
+
 def linear_fill_torch(x: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
     """x, avail: (B, C, T) -> linear interpolation over available samples per channel; the
     edges hold the nearest available value; a channel with none available gives 0."""
     T = x.shape[-1]
-    t = torch.arange(T, device=x.device).expand_as(x)
-    prev = torch.where(avail, t, torch.full_like(t, -1)).cummax(-1).values
-    nxt = torch.where(avail, t, torch.full_like(t, T)).flip(-1).cummin(-1).values.flip(-1)
-    hp, hn = prev >= 0, nxt < T
-    xp = x.gather(-1, prev.clamp(min=0))
-    xn = x.gather(-1, nxt.clamp(max=T - 1))
-    w = (t - prev).to(x.dtype) / (nxt - prev).clamp(min=1).to(x.dtype)
-    lin = xp + (xn - xp) * w
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    return torch.where(hp & hn, lin, torch.where(hp, xp, torch.where(hn, xn, zero)))
+    t, prev, nxt = _neighbours(avail)
+    return _blend(x.gather(-1, prev.clamp(min=0)), x.gather(-1, nxt.clamp(max=T - 1)), t, prev, nxt)
+
+
+def local_mean_fills(x: torch.Tensor, avail: torch.Tensor, ks) -> list[torch.Tensor]:
+    """:func:`local_mean_fill` at every scale in ``ks``, sharing the neighbour search and the
+    prefix sums across scales."""
+    B, C, T = x.shape
+    pad = torch.zeros((B, C, 1), dtype=x.dtype, device=x.device)
+    S = torch.cat([pad, torch.cumsum(torch.where(avail, x, torch.zeros((), dtype=x.dtype, device=x.device)), -1)], -1)
+    A = torch.cat([pad, torch.cumsum(avail.to(x.dtype), -1)], -1)      # (B, C, T + 1) prefix sums
+    t, prev, nxt = _neighbours(avail)
+
+    def window_mean(lo, hi):                                             # mean over [lo, hi)
+        lo, hi = lo.clamp(0, T), hi.clamp(0, T)
+        s = S.gather(-1, hi) - S.gather(-1, lo)
+        c = A.gather(-1, hi) - A.gather(-1, lo)
+        return s / c.clamp(min=1)
+
+    return [_blend(window_mean(prev + 1 - k, prev + 1), window_mean(nxt, nxt + k), t, prev, nxt) for k in ks]
 
 
 def local_mean_fill(x: torch.Tensor, avail: torch.Tensor, k: int) -> torch.Tensor:
@@ -175,28 +206,7 @@ def local_mean_fill(x: torch.Tensor, avail: torch.Tensor, k: int) -> torch.Tenso
     ``x[p]`` and ``x[n]`` (an edge holds its one side; no available sample gives 0). ``k = 1``
     is :func:`linear_fill_torch`. Reads ``x`` only where ``avail``.
     """
-    B, C, T = x.shape
-    a = avail.to(x.dtype)
-    zero = torch.zeros((B, C, 1), dtype=x.dtype, device=x.device)
-    S = torch.cat([zero, torch.cumsum(torch.where(avail, x, torch.zeros((), dtype=x.dtype, device=x.device)), -1)], -1)
-    A = torch.cat([zero, torch.cumsum(a, -1)], -1)                      # (B, C, T + 1) prefix sums
-    t = torch.arange(T, device=x.device).expand_as(x)
-    prev = torch.where(avail, t, torch.full_like(t, -1)).cummax(-1).values
-    nxt = torch.where(avail, t, torch.full_like(t, T)).flip(-1).cummin(-1).values.flip(-1)
-    hp, hn = prev >= 0, nxt < T
-
-    def window_mean(lo, hi):                                             # mean over [lo, hi)
-        lo, hi = lo.clamp(0, T), hi.clamp(0, T)
-        s = S.gather(-1, hi) - S.gather(-1, lo)
-        c = A.gather(-1, hi) - A.gather(-1, lo)
-        return s / c.clamp(min=1)
-
-    lm = window_mean(prev + 1 - k, prev + 1)
-    rm = window_mean(nxt, nxt + k)
-    w = (t - prev).to(x.dtype) / (nxt - prev).clamp(min=1).to(x.dtype)
-    both = lm + (rm - lm) * w
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    return torch.where(hp & hn, both, torch.where(hp, lm, torch.where(hn, rm, zero)))
+    return local_mean_fills(x, avail, (k,))[0]
 
 
 def sincos_2d(dim: int, gc: int, gt: int) -> torch.Tensor:
@@ -476,7 +486,7 @@ class MaskedAutoencoder(nn.Module):
             lin = linear_fill_torch(x, avail)
             base = self.patchify(lin)
             if self.decoder_base is not None:
-                ctx = [local_mean_fill(x, avail, k) for k in self.cfg.decoder_context]
+                ctx = local_mean_fills(x, avail, self.cfg.decoder_context)
                 dec_in = torch.cat([base, self.patchify(avail.to(x.dtype)), *map(self.patchify, ctx)], -1)
                 if self.context_mix is not None:
                     base = self.patchify(lin + sum(a[None, :, None] * (c - lin) for a, c in zip(self.context_mix, ctx)))

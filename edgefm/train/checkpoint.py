@@ -78,7 +78,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 def load_teacher(path: str | Path, map_location="cpu"):
     """Rebuild the teacher from a checkpoint alone; returns the model in eval mode.
 
-    The model carries ``model.meta`` = {input_spec, dataset, step, size, path, sha256}; use
+    The model carries ``model.meta`` = {input_spec, dataset, step, total_steps, size, path,
+    sha256, train_config, train_seconds}; use
     ``model.meta["input_spec"]["normalisation"]`` to z-score new data the same way.
     """
     from edgefm.models.lsm_mae import LSMConfig, MaskedAutoencoder
@@ -90,5 +91,5 @@ def load_teacher(path: str | Path, map_location="cpu"):
         raise ManifestError(f"weights do not fit the stored config: {e}", path=ck["path"], field="model") from e
     model.eval()
     model.meta = {k: ck.get(k) for k in ("input_spec", "dataset", "step", "total_steps", "size",
-                                         "path", "sha256", "train_config")}
+                                         "path", "sha256", "train_config", "train_seconds")}
     return model
