@@ -291,3 +291,22 @@ def test_decoder_sees_baseline_reloads_from_a_checkpoint(tmp_path):
     t = load_teacher(tmp_path / "t.pt")
     assert t.cfg.decoder_sees_baseline and t.cfg.decoder_context == (5, 15) and t.cfg.context_residual and all(torch.equal(a, b) for a, b in
                                                zip(t.state_dict().values(), m.state_dict().values()))
+
+
+def test_cpu_attention_is_pytorchs_scaled_dot_product_attention():
+    """The teacher writes attention out on CPU (faster there); it must be SDPA, key mask included."""
+    import torch.nn.functional as F
+    from edgefm.models.lsm_mae import Attention
+    torch.manual_seed(0)
+    att = Attention(32, 4)
+    x = torch.randn(3, 17, 32)
+    keep = torch.rand(3, 17) > 0.4
+    keep[:, 0] = True
+    q, k, v = att.qkv(x).view(3, 17, 3, 4, 8).permute(2, 0, 3, 1, 4)
+    for kp in (None, keep):
+        am = None if kp is None else kp[:, None, None, :]
+        want = att.proj(F.scaled_dot_product_attention(q, k, v, attn_mask=am).transpose(1, 2).reshape(3, 17, 32))
+        assert torch.allclose(att(x, kp), want, atol=1e-5)
+    y = x.clone()
+    y[~keep] = 1e4                                         # masked keys: no kept query reads them
+    assert torch.allclose(att(y, keep)[keep], att(x, keep)[keep], atol=1e-5)
