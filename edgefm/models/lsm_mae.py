@@ -235,10 +235,11 @@ class Attention(nn.Module):
         B, N, D = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         am = None if keep is None else keep[:, None, None, :]
-        if x.device.type == "cpu":
-            # the same attention, written out: on CPU, PyTorch's fused SDPA kernel (flash for CPU)
-            # took ~1.5x longer per training step of a Tiny teacher than these three ops (its
-            # backward alone was 46% of the step; sequences here are at most a few hundred tokens)
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # the same attention, written out: under bfloat16 autocast on CPU, PyTorch's fused SDPA
+            # kernel (flash for CPU) took ~1.5x longer per training step of a Tiny teacher than these
+            # three ops (its backward alone was 46% of the step). In float32 the fused kernel is the
+            # faster one (embed() of 256 wrist-raw windows: 619 vs 748 ms), so it stays there.
             a = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
             if am is not None:
                 a = a.masked_fill(~am, float("-inf"))

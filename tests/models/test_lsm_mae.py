@@ -307,6 +307,11 @@ def test_cpu_attention_is_pytorchs_scaled_dot_product_attention():
         am = None if kp is None else kp[:, None, None, :]
         want = att.proj(F.scaled_dot_product_attention(q, k, v, attn_mask=am).transpose(1, 2).reshape(3, 17, 32))
         assert torch.allclose(att(x, kp), want, atol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # the written-out path
+            got = att(x, kp).float()
+        assert (got - want).abs().max() < 0.05 and torch.allclose(got, want, atol=0.05)
     y = x.clone()
     y[~keep] = 1e4                                         # masked keys: no kept query reads them
-    assert torch.allclose(att(y, keep)[keep], att(x, keep)[keep], atol=1e-5)
+    for bf16 in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            assert torch.allclose(att(y, keep)[keep].float(), att(x, keep)[keep].float(), atol=1e-5)
