@@ -144,29 +144,43 @@ def gain(res: dict, names, method: str = "teacher") -> float | None:
 HEADLINE = ("interp_gain_30", "interp_gain_60", "extrap_gain_10_30")
 
 
+def gap_errors(teacher, x, mask, cols: slice):
+    """Every channel hidden over the samples ``cols`` of every window: (teacher |err| sum, linear
+    |err| sum, scored samples), scoring hidden AND observed samples as the eval does."""
+    import numpy as np
+    from edgefm.eval.baselines import BASELINES
+    from edgefm.eval.generative import _teacher_fill
+    hide = np.zeros(x.shape, bool)
+    hide[:, :, cols] = True
+    score = hide & mask
+    t_err = np.abs(_teacher_fill(teacher, x, mask, hide, 64) - x)[score].sum()
+    l_err = np.abs(BASELINES["linear"](x, mask & ~hide) - x)[score].sum()
+    return t_err, l_err, int(score.sum())
+
+
+def _heldout(teacher, ds, split: str, max_windows: int):
+    """(x, mask, windows, gap length in samples for a gap of g minutes) of a held-out split."""
+    from edgefm.eval import EvalConfig
+    from edgefm.eval.generative import _gap_len, load_eval_windows
+    x, mask, w, wds = load_eval_windows(teacher, ds, EvalConfig(split=split, max_windows=max_windows))
+    minutely = wds.manifest["preset"].get("preset") == "lsm-minutely"
+    return x, mask, w, lambda g: _gap_len(g, x.shape[-1], wds.fs_hz, minutely)
+
+
 def gain_all_placements(teacher, ds, split: str, max_windows: int, gaps_min=(30, 60)) -> dict:
     """Interpolation gains vs linear with the gap at *every* start on the patch grid, in every
     window (the eval draws one start per window, and that draw alone moves an interp-30 gain by
     up to 4 points on 9 subjects). Pooled: 1 - sum teacher |err| / sum linear |err|."""
-    import numpy as np
-    from edgefm.eval import EvalConfig
-    from edgefm.eval.baselines import BASELINES
-    from edgefm.eval.generative import _gap_len, _teacher_fill, gap_start_patches, load_eval_windows
-    x, mask, w, wds = load_eval_windows(teacher, ds, EvalConfig(split=split, max_windows=max_windows))
-    N, C, T = x.shape
+    from edgefm.eval.generative import gap_start_patches
+    x, mask, w, gap_len = _heldout(teacher, ds, split, max_windows)
     pt = teacher.cfg.patch_t
-    minutely = wds.manifest["preset"].get("preset") == "lsm-minutely"
-    out = {"n_windows": N, "subjects": sorted(set(map(str, w.subject))), "per_placement": {}}
+    out = {"n_windows": len(x), "subjects": sorted(set(map(str, w.subject))), "per_placement": {}}
     for g in gaps_min:
-        L = _gap_len(g, T, wds.fs_hz, minutely)
+        L = gap_len(g)
         et = el = 0.0
         per = []
-        for col in gap_start_patches(T, L, pt):                     # the eval's rule, every column of it
-            hide = np.zeros((N, C, T), bool)
-            hide[:, :, col * pt:col * pt + L] = True
-            score = hide & mask
-            t_err = np.abs(_teacher_fill(teacher, x, mask, hide, 64) - x)[score].sum()
-            l_err = np.abs(BASELINES["linear"](x, mask & ~hide) - x)[score].sum()
+        for col in gap_start_patches(x.shape[-1], L, pt):          # the eval's rule, every column of it
+            t_err, l_err, _ = gap_errors(teacher, x, mask, slice(col * pt, col * pt + L))
             et, el = et + t_err, el + l_err
             per.append(round(float(1 - t_err / l_err), 4))
         out[f"interp_gain_{g}"] = round(float(1 - et / el), 4)
@@ -180,33 +194,23 @@ def unseen_cohort(teacher, ds, max_windows: int) -> dict:
     held-out subjects than one 9-subject split. Interpolation pools every gap placement on the
     patch grid (as ``gain_all_placements``); extrapolation is the equal-weight ratio of the
     10/20/30-minute MAEs (as ``gain``)."""
-    import numpy as np
-    from edgefm.eval import EvalConfig
-    from edgefm.eval.baselines import BASELINES
-    from edgefm.eval.generative import _gap_len, _teacher_fill, gap_start_patches, load_eval_windows
+    from edgefm.eval.generative import gap_start_patches
     sums, subjects, n_windows = {}, set(), 0
+    pt = teacher.cfg.patch_t
     for split in ("train", "val", "test"):
-        x, mask, w, wds = load_eval_windows(teacher, ds, EvalConfig(split=split, max_windows=max_windows))
+        x, mask, w, gap_len = _heldout(teacher, ds, split, max_windows)
         subjects |= set(map(str, w.subject))
-        N, C, T = x.shape
-        n_windows += N
-        pt = teacher.cfg.patch_t
-        minutely = wds.manifest["preset"].get("preset") == "lsm-minutely"
-
-        def add(task, cols):
-            hide = np.zeros((N, C, T), bool)
-            hide[:, :, cols] = True
-            score = hide & mask
+        n_windows += len(x)
+        T = x.shape[-1]
+        tasks = [(f"interp_{g}", slice(col * pt, col * pt + gap_len(g)))
+                 for g in (30, 60) for col in gap_start_patches(T, gap_len(g), pt)]
+        tasks += [(f"extrap_{g}", slice(T - gap_len(g), T)) for g in (10, 20, 30)]
+        for task, cols in tasks:
+            t_err, l_err, n = gap_errors(teacher, x, mask, cols)
             acc = sums.setdefault(task, [0.0, 0.0, 0])
-            acc[0] += float(np.abs(_teacher_fill(teacher, x, mask, hide, 64) - x)[score].sum())
-            acc[1] += float(np.abs(BASELINES["linear"](x, mask & ~hide) - x)[score].sum())
-            acc[2] += int(score.sum())
-        for g in (30, 60):
-            L = _gap_len(g, T, wds.fs_hz, minutely)
-            for col in gap_start_patches(T, L, pt):
-                add(f"interp_{g}", slice(col * pt, col * pt + L))
-        for g in (10, 20, 30):
-            add(f"extrap_{g}", slice(T - _gap_len(g, T, wds.fs_hz, minutely), T))
+            acc[0] += float(t_err)
+            acc[1] += float(l_err)
+            acc[2] += n
     mae = {k: (t / n, lin / n) for k, (t, lin, n) in sums.items()}
     ex = ("extrap_10", "extrap_20", "extrap_30")
     return {"interp_gain_30": round(1 - mae["interp_30"][0] / mae["interp_30"][1], 4),

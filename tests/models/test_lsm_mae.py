@@ -294,7 +294,8 @@ def test_decoder_sees_baseline_reloads_from_a_checkpoint(tmp_path):
 
 
 def test_cpu_attention_is_pytorchs_scaled_dot_product_attention():
-    """The teacher writes attention out on CPU (faster there); it must be SDPA, key mask included."""
+    """Under bfloat16 autocast on CPU the teacher writes attention out (faster there); it must be
+    SDPA, key mask included, on both paths."""
     import torch.nn.functional as F
     from edgefm.models.lsm_mae import Attention
     torch.manual_seed(0)
@@ -309,7 +310,7 @@ def test_cpu_attention_is_pytorchs_scaled_dot_product_attention():
         assert torch.allclose(att(x, kp), want, atol=1e-5)
         with torch.autocast("cpu", dtype=torch.bfloat16):  # the written-out path
             got = att(x, kp).float()
-        assert (got - want).abs().max() < 0.05 and torch.allclose(got, want, atol=0.05)
+        assert (got - want).abs().max() < 0.05
     y = x.clone()
     y[~keep] = 1e4                                         # masked keys: no kept query reads them
     for bf16 in (False, True):
