@@ -243,6 +243,12 @@ def main(argv=None) -> int:
                     help="stretch augmentation range (1, MAX); 1 = off. Stretching resamples by linear "
                          "interpolation, which lowers white-noise variance by a third on average")
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast in training (TrainConfig.bf16)")
+    ap.add_argument("--mask-mix", default="",
+                    help="mask kinds drawn per training batch, KIND=WEIGHT comma-separated (TrainConfig.mask_mix; "
+                         "default random=0.4,temporal=0.2,interpolate=0.2,extrapolate=0.2)")
+    ap.add_argument("--span-max", type=float, default=0.4,
+                    help="longest interpolation/extrapolation gap drawn in training, as a fraction of the window "
+                         "(TrainConfig.span_frac = (0, MAX))")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")),
                     help="torch threads (the goal is stated for 2 CPU cores)")
     ap.add_argument("--max-windows", type=int, default=512, help="held-out windows evaluated")
@@ -265,7 +271,11 @@ def main(argv=None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     result = {"command": cmd.strip(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
               "note": "timings provisional (shared CPU)", "sizes": sizes()}
-    tcfg = {"batch_size": args.batch_size, "lr": args.lr, "bf16": args.bf16, "stretch": (1.0, args.stretch_max)}
+    from edgefm.train import parse_mask_mix
+    tcfg = {"batch_size": args.batch_size, "lr": args.lr, "bf16": args.bf16, "stretch": (1.0, args.stretch_max),
+            "span_frac": (0.0, args.span_max)}
+    if args.mask_mix:
+        tcfg["mask_mix"] = parse_mask_mix(args.mask_mix)
     args.residual = None if args.residual == "none" else args.residual
     mkw = {"residual": args.residual} if args.residual else {}
     if args.loss != "mse":
@@ -281,7 +291,9 @@ def main(argv=None) -> int:
         ("_db" if args.decoder_baseline else "") + ("_ctx" + "-".join(map(str, ctx)) if ctx else "") + \
         ("_mix" if args.context_residual else "") + \
         ("_bf16" if args.bf16 else "") + \
-        ("_nostretch" if args.stretch_max <= 1.0 else "")
+        ("_nostretch" if args.stretch_max <= 1.0 else "") + \
+        ("_mm" + "".join(f"{k[0]}{v:g}" for k, v in tcfg["mask_mix"].items()) if args.mask_mix else "") + \
+        (f"_span{args.span_max:g}" if args.span_max != 0.4 else "")
 
     if args.minutes > 0:
         t0 = time.time()

@@ -49,16 +49,22 @@ def train(
                                 "baselines.")] = False,
     loss: Annotated[str, typer.Option("--loss", help="mse | l1 (reconstruction loss).")] = "mse",
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (CUDA, or a CPU with AVX512-BF16).")] = False,
+    mask_mix: Annotated[Optional[str], typer.Option("--mask-mix", help="Mask kinds drawn per batch, KIND=WEIGHT "
+                        "comma-separated (kinds: random, temporal, sensor, interpolate, extrapolate). Default "
+                        "random=0.4,temporal=0.2,interpolate=0.2,extrapolate=0.2.")] = None,
+    span_max: Annotated[float, typer.Option("--span-max", help="Longest interpolation/extrapolation gap drawn in "
+                        "training, as a fraction of the window.")] = 0.4,
     as_json: JsonOpt = False,
 ) -> None:
     """Pretrain the masked-autoencoder teacher on DATA's train split."""
     from edgefm.data.store import WindowDataset
-    from edgefm.train import TrainConfig, launch, load_checkpoint, pretrain, teacher_for_dataset
+    from edgefm.train import TrainConfig, launch, load_checkpoint, parse_mask_mix, pretrain, teacher_for_dataset
 
     if steps is None and max_minutes is None:
         steps = 2000
+    mix = {"mask_mix": parse_mask_mix(mask_mix)} if mask_mix else {}
     cfg = TrainConfig(steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                      bf16=bf16)
+                      bf16=bf16, span_frac=(0.0, span_max), **mix)
     ctx = _scales(decoder_context)
     kw = {k: v for k, v in (("residual", residual), ("decoder_sees_baseline", decoder_baseline),
                              ("decoder_context", ctx), ("context_residual", context_residual),

@@ -53,7 +53,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
     mask_ratio: float = 0.8            # ratio of random / structured-temporal / sensor masks
-    # mix of mask kinds (LSM's ablation set), one kind drawn per batch; interpolation/extrapolation spans are
+    # mix of mask kinds (LSM's ablation set), one kind drawn per sample; interpolation/extrapolation spans are
     # drawn in [span_frac[0], span_frac[1]] of the window (at least one patch)
     mask_mix: dict = field(default_factory=lambda: {"random": 0.4, "temporal": 0.2,
                                                     "interpolate": 0.2, "extrapolate": 0.2})
@@ -86,6 +86,9 @@ class TrainConfig:
         if bad or not any(v > 0 for v in self.mask_mix.values()):
             raise ConfigError(f"mask_mix {self.mask_mix} needs positive weights on {', '.join(MASK_KINDS)}",
                               field="mask_mix")
+        if not 0 <= self.span_frac[0] <= self.span_frac[1] <= 1:
+            raise ConfigError(f"span_frac {self.span_frac} must be a range (lo, hi) with 0 <= lo <= hi <= 1",
+                              field="span_frac", hint="e.g. (0.0, 0.2): gaps of one patch up to a fifth of the window")
         if self.stretch[0] < 1 or self.stretch[1] < self.stretch[0]:
             raise ConfigError("stretch must be a range (lo, hi) with 1 <= lo <= hi", field="stretch")
 
@@ -97,6 +100,27 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         d = {k: (tuple(v) if k in ("betas", "stretch", "span_frac") else v) for k, v in d.items() if k in known}
         return cls(**d)
+
+
+def parse_mask_mix(text: str) -> dict[str, float]:
+    """``"random=0.2,temporal=0.1,interpolate=0.4,extrapolate=0.3"`` -> ``TrainConfig.mask_mix``
+    (weights need not sum to 1; they are drawn in proportion)."""
+    from edgefm.models.masking import MASK_KINDS
+    mix = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, eq, val = part.partition("=")
+        try:
+            w = float(val)
+        except ValueError:
+            w = float("nan")
+        if not eq or kind.strip() not in MASK_KINDS or not w >= 0:
+            raise ConfigError(f"mask mix entry {part!r} is not KIND=WEIGHT", field="mask_mix",
+                              hint=f"KIND is one of {', '.join(MASK_KINDS)}; e.g. random=0.4,interpolate=0.6")
+        mix[kind.strip()] = w
+    if not any(v > 0 for v in mix.values()):
+        raise ConfigError(f"mask mix {text!r} has no positive weight", field="mask_mix",
+                          hint="e.g. random=0.4,temporal=0.2,interpolate=0.2,extrapolate=0.2")
+    return mix
 
 
 # ---------------------------------------------------------------- model for a dataset

@@ -127,11 +127,17 @@ def test_cli_train_with_the_benchmark_teacher_options(toy, tmp_path):
     from edgefm.train import load_checkpoint
     r = CliRunner().invoke(app, ["teacher", "train", str(toy), "--out", str(tmp_path / "t"), "--steps", "2",
                                  "--batch-size", "8", "--residual", "linear", "--decoder-baseline", "--loss", "l1",
-                                 "--decoder-context", "3,9", "--context-residual", "--json"])
+                                 "--decoder-context", "3,9", "--context-residual", "--mask-mix",
+                                 "interpolate=0.6,extrapolate=0.4", "--span-max", "0.2", "--json"])
     assert r.exit_code == 0, r.output
-    mc = load_checkpoint(tmp_path / "t" / "teacher.pt")["model_config"]
+    ck = load_checkpoint(tmp_path / "t" / "teacher.pt")
+    mc, tc = ck["model_config"], ck["train_config"]
     assert (mc["residual"], mc["decoder_sees_baseline"], mc["loss"]) == ("linear", True, "l1")
     assert mc["decoder_context"] == [3, 9] and mc["context_residual"]
+    assert tc["mask_mix"] == {"interpolate": 0.6, "extrapolate": 0.4} and tuple(tc["span_frac"]) == (0.0, 0.2)
+    r = CliRunner().invoke(app, ["teacher", "train", str(toy), "--out", str(tmp_path / "w"), "--steps", "2",
+                                 "--mask-mix", "interpolate=0.6,forecast=0.4"])
+    assert r.exit_code != 0 and "forecast" in r.output and not (tmp_path / "w").exists()
     r = CliRunner().invoke(app, ["teacher", "train", str(toy), "--out", str(tmp_path / "v"), "--steps", "2",
                                  "--residual", "linear", "--decoder-baseline", "--decoder-context", "3,x"])
     assert r.exit_code != 0 and "--decoder-context" in r.output and not (tmp_path / "v").exists()
