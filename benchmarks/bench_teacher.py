@@ -1,9 +1,15 @@
 """Teacher benchmark (issue 3): Table 8 accounting, synthetic and WESAD generative results.
 
-    python benchmarks/bench_teacher.py --minutes 15 --subjects 60 --days 2 --loss l1 --decoder-baseline \
-        --decoder-context 5,15,45 --context-residual --bf16 --stretch-max 1.0 --lr 2e-3   # full: 15 + 10 min
-    (add --wesad-minutes 0 to rerun only the synthetic part, or --minutes 0 only the WESAD part; the
-    section a run skips is kept with its command; --reuse evaluates an existing checkpoint again)
+    # the committed results: the synthetic section (15 min), then the WESAD section (10 min)
+    python benchmarks/bench_teacher.py --minutes 15 --subjects 60 --days 2 --wesad-minutes 0 --loss l1 \
+        --decoder-baseline --decoder-context 5,15,45 --context-residual --bf16 --stretch-max 1.0 --lr 2e-3 \
+        --mask-mix random=0.2,temporal=0.1,interpolate=0.4,extrapolate=0.3 --span-max 0.2
+    python benchmarks/bench_teacher.py --minutes 0 --wesad-minutes 10 --loss l1 \
+        --decoder-baseline --decoder-context 5,15,45 --context-residual --bf16 --stretch-max 1.0 --lr 2e-3
+    (the synthetic teacher weights the gaps it is scored on, 10-60 min; the WESAD one keeps the default
+    mix: adding whole-sensor masks left PPG imputation where it was and cost random imputation, see the
+    file's variants; the section a run skips is kept with its command; --reuse evaluates an existing
+    checkpoint again; benchmarks/wesad_ppg_ceiling.py bounds what any ACC-only fill can do for PPG)
     python benchmarks/bench_teacher.py --minutes 2 --wesad-minutes 2 --subjects 30   # smoke
 
 Writes ``benchmarks/results/teacher.json`` with ``sizes`` (per size ``params``, ``gflops``, and
