@@ -250,7 +250,7 @@ def main(argv=None) -> int:
                          "interpolation, which lowers white-noise variance by a third on average")
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast in training (TrainConfig.bf16)")
     ap.add_argument("--mask-mix", default="",
-                    help="mask kinds drawn per training batch, KIND=WEIGHT comma-separated (TrainConfig.mask_mix; "
+                    help="mask kinds drawn per training sample, KIND=WEIGHT comma-separated (TrainConfig.mask_mix; "
                          "default random=0.4,temporal=0.2,interpolate=0.2,extrapolate=0.2)")
     ap.add_argument("--span-max", type=float, default=0.4,
                     help="longest interpolation/extrapolation gap drawn in training, as a fraction of the window "
