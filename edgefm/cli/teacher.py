@@ -49,7 +49,7 @@ def train(
                                 "baselines.")] = False,
     loss: Annotated[str, typer.Option("--loss", help="mse | l1 (reconstruction loss).")] = "mse",
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (CUDA, or a CPU with AVX512-BF16).")] = False,
-    mask_mix: Annotated[Optional[str], typer.Option("--mask-mix", help="Mask kinds drawn per batch, KIND=WEIGHT "
+    mask_mix: Annotated[Optional[str], typer.Option("--mask-mix", help="Mask kinds drawn per training sample, KIND=WEIGHT "
                         "comma-separated (kinds: random, temporal, sensor, interpolate, extrapolate). Default "
                         "random=0.4,temporal=0.2,interpolate=0.2,extrapolate=0.2.")] = None,
     span_max: Annotated[float, typer.Option("--span-max", help="Longest interpolation/extrapolation gap drawn in "

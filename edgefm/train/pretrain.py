@@ -113,9 +113,10 @@ def parse_mask_mix(text: str) -> dict[str, float]:
             w = float(val)
         except ValueError:
             w = float("nan")
-        if not eq or kind.strip() not in MASK_KINDS or not w >= 0:
+        if not eq or kind.strip() not in MASK_KINDS or not 0 <= w < float("inf"):
             raise ConfigError(f"mask mix entry {part!r} is not KIND=WEIGHT", field="mask_mix",
-                              hint=f"KIND is one of {', '.join(MASK_KINDS)}; e.g. random=0.4,interpolate=0.6")
+                              hint=f"KIND is one of {', '.join(MASK_KINDS)}, WEIGHT a finite number >= 0; "
+                                   "e.g. random=0.4,interpolate=0.6")
         mix[kind.strip()] = w
     if not any(v > 0 for v in mix.values()):
         raise ConfigError(f"mask mix {text!r} has no positive weight", field="mask_mix",

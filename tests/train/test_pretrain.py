@@ -58,6 +58,20 @@ def test_config_validation():
         TrainConfig(steps=None, max_minutes=None)
     with pytest.raises(ConfigError):
         TrainConfig(steps=10, stretch=(0.5, 1.0))
+    with pytest.raises(ConfigError, match="span_frac"):
+        TrainConfig(steps=10, span_frac=(0.3, 0.2))
+
+
+def test_parse_mask_mix():
+    from edgefm.train import parse_mask_mix
+    assert parse_mask_mix("random=0.2, temporal=0.1,interpolate=0.4,extrapolate=0.3") == {
+        "random": 0.2, "temporal": 0.1, "interpolate": 0.4, "extrapolate": 0.3}
+    assert TrainConfig(steps=1, mask_mix=parse_mask_mix("sensor=1")).mask_mix == {"sensor": 1.0}
+    for bad in ("forecast=1", "random", "random=x", "random=-1", "random=inf", "random=nan"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0]):
+            parse_mask_mix(bad)
+    with pytest.raises(ConfigError, match="no positive weight"):
+        parse_mask_mix("random=0,interpolate=0")
 
 
 def test_checkpoint_roundtrip_and_resume(toy, tmp_path):
