@@ -194,36 +194,48 @@ def gain_all_placements(teacher, ds, split: str, max_windows: int, gaps_min=(30,
     return out
 
 
-def unseen_cohort(teacher, ds, max_windows: int) -> dict:
-    """The headline gains on a second cohort generated with another seed: every subject in it
-    (all three of its splits) is new to the teacher, so the figure rests on several times more
-    held-out subjects than one 9-subject split. Interpolation pools every gap placement on the
-    patch grid (as ``gain_all_placements``); extrapolation is the equal-weight ratio of the
-    10/20/30-minute MAEs (as ``gain``)."""
+def headline_sums(teacher, x, mask, gap_len, sums: dict | None = None) -> dict:
+    """Add to ``sums`` (task -> [teacher |err|, linear |err|, scored samples]) the headline tasks of
+    one loaded split: interp 30/60 with the gap at every placement on the patch grid, extrap
+    10/20/30. ``gap_len`` as :func:`_heldout` returns it."""
     from edgefm.eval.generative import gap_start_patches
-    sums, subjects, n_windows = {}, set(), 0
-    pt = teacher.cfg.patch_t
-    for split in ("train", "val", "test"):
-        x, mask, w, gap_len = _heldout(teacher, ds, split, max_windows)
-        subjects |= set(map(str, w.subject))
-        n_windows += len(x)
-        T = x.shape[-1]
-        tasks = [(f"interp_{g}", slice(col * pt, col * pt + gap_len(g)))
-                 for g in (30, 60) for col in gap_start_patches(T, gap_len(g), pt)]
-        tasks += [(f"extrap_{g}", slice(T - gap_len(g), T)) for g in (10, 20, 30)]
-        for task, cols in tasks:
-            t_err, l_err, n = gap_errors(teacher, x, mask, cols)
-            acc = sums.setdefault(task, [0.0, 0.0, 0])
-            acc[0] += float(t_err)
-            acc[1] += float(l_err)
-            acc[2] += n
+    sums = {} if sums is None else sums
+    pt, T = teacher.cfg.patch_t, x.shape[-1]
+    tasks = [(f"interp_{g}", slice(col * pt, col * pt + gap_len(g)))
+             for g in (30, 60) for col in gap_start_patches(T, gap_len(g), pt)]
+    tasks += [(f"extrap_{g}", slice(T - gap_len(g), T)) for g in (10, 20, 30)]
+    for task, cols in tasks:
+        t_err, l_err, n = gap_errors(teacher, x, mask, cols)
+        acc = sums.setdefault(task, [0.0, 0.0, 0])
+        acc[0] += float(t_err)
+        acc[1] += float(l_err)
+        acc[2] += n
+    return sums
+
+
+def headline_gains(sums: dict) -> dict:
+    """The three headline gains from :func:`headline_sums`: interpolation pools every placement
+    (as ``gain_all_placements``); extrapolation is the equal-weight ratio of the 10/20/30-minute
+    MAEs (as ``gain``)."""
     mae = {k: (t / n, lin / n) for k, (t, lin, n) in sums.items()}
     ex = ("extrap_10", "extrap_20", "extrap_30")
     return {"interp_gain_30": round(1 - mae["interp_30"][0] / mae["interp_30"][1], 4),
             "interp_gain_60": round(1 - mae["interp_60"][0] / mae["interp_60"][1], 4),
             "extrap_gain_10_30": round(1 - sum(mae[k][0] for k in ex) / sum(mae[k][1] for k in ex), 4),
-            "mae": {k: {"teacher": round(v[0], 5), "linear": round(v[1], 5)} for k, v in mae.items()},
-            "n_subjects": len(subjects), "n_windows": n_windows, "dataset": str(ds)}
+            "mae": {k: {"teacher": round(v[0], 5), "linear": round(v[1], 5)} for k, v in mae.items()}}
+
+
+def unseen_cohort(teacher, ds, max_windows: int) -> dict:
+    """The headline gains on a second cohort generated with another seed: every subject in it
+    (all three of its splits) is new to the teacher, so the figure rests on several times more
+    held-out subjects than one 9-subject split (:func:`headline_gains` over all of them)."""
+    sums, subjects, n_windows = {}, set(), 0
+    for split in ("train", "val", "test"):
+        x, mask, w, gap_len = _heldout(teacher, ds, split, max_windows)
+        subjects |= set(map(str, w.subject))
+        n_windows += len(x)
+        headline_sums(teacher, x, mask, gap_len, sums)
+    return {**headline_gains(sums), "n_subjects": len(subjects), "n_windows": n_windows, "dataset": str(ds)}
 
 
 def main(argv=None) -> int:

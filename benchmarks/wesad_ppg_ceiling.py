@@ -51,7 +51,10 @@ def main() -> int:
     from sklearn.linear_model import Ridge
 
     from edgefm.data.store import WindowDataset
+    from edgefm.eval import EvalConfig
+    from edgefm.eval.generative import load_eval_windows
     from edgefm.manifest import atomic_write_json
+    from edgefm.train import teacher_for_dataset
 
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "edgefm_bench_teacher"
     path = bt.wesad_raw(work)
@@ -62,15 +65,11 @@ def main() -> int:
     if ds.channel_names != ("ppg", "acc_x", "acc_y", "acc_z"):
         raise SystemExit(f"{path}: expected channels ppg, acc_x, acc_y, acc_z, got {ds.channel_names}")
 
-    def split(name: str, n: int):                 # the eval's seeded subsample (load_eval_windows)
-        w = ds.load(name, normalise=False)
-        if len(w) > n:
-            w = w.select(np.sort(np.random.default_rng(0).choice(len(w), n, replace=False)))
-        mask = w.mask & np.isfinite(w.x)
-        return ds.normalise(np.nan_to_num(w.x), mask), mask
-
-    xtr, mtr = split("train", 3000)
-    xte, mte = split("test", 512)
+    # the eval's own windows (seeded subsample, z-scored, 0 where missing); the untrained model only
+    # tells load_eval_windows the channels and window length
+    geometry = teacher_for_dataset(ds, "tiny")
+    xtr, mtr, _, _ = load_eval_windows(geometry, ds, EvalConfig(split="train", max_windows=3000))
+    xte, mte, _, _ = load_eval_windows(geometry, ds, EvalConfig(split="test", max_windows=512))
     Ftr, ytr = features(xtr, mtr)
     sel = np.random.default_rng(1).choice(len(Ftr), min(300_000, len(Ftr)), replace=False)
     Ftr, ytr = Ftr[sel], ytr[sel]
