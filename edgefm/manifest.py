@@ -12,6 +12,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -79,30 +80,142 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (dumps(obj) + "\n").encode())
 
 
+TMP_MARK = ".tmp-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(parent: str | Path, name: str) -> list[Path]:
+    """Remove ``.NAME.tmp-PID-*`` / ``.NAME.old-PID`` siblings left by a process that no longer
+    runs (killed mid-write). Returns what was removed. A live writer's temporaries are kept."""
+    parent = Path(parent)
+    removed = []
+    if not parent.is_dir():
+        return removed
+    for p in parent.glob(f".{name}.*"):
+        rest = p.name[len(name) + 2:]
+        for mark in ("tmp-", "old-"):
+            if rest.startswith(mark):
+                pid_s = rest[len(mark):].split("-")[0]
+                if pid_s.isdigit() and not _pid_alive(int(pid_s)):
+                    if p.is_dir() and not p.is_symlink():
+                        shutil.rmtree(p, ignore_errors=True)
+                    else:
+                        with contextlib.suppress(FileNotFoundError):
+                            p.unlink()
+                    removed.append(p)
+    return removed
+
+
+def is_temporary(path: str | Path) -> bool:
+    """True for a path inside (or being) a writer's temporary (``.NAME.tmp-*``/``.NAME.old-*``):
+    such a folder is never read as a result."""
+    return any(part.startswith(".") and (TMP_MARK in part or ".old-" in part) for part in Path(path).parts)
+
+
+def _resolved(p: Path) -> Path:
+    return Path(os.path.realpath(p))
+
+
+def check_output(out: str | Path, *, overwrite: bool = False, sources: tuple = (),
+                 option: str = "--out", resumable: bool = False) -> Path:
+    """Refuse an output that would destroy what the user has.
+
+    - ``out`` may never be one of ``sources``, contain one, or lie inside one.
+    - an existing non-empty ``out`` is refused unless ``overwrite`` (or ``resumable``: the caller
+      has already checked that it is its own earlier output, e.g. a pipeline run directory).
+    - an existing regular file where a folder is expected, or the reverse, is refused.
+
+    Raises:
+        ConfigError: naming ``out`` and the option, with what to do next.
+    """
+    from edgefm.errors import ConfigError
+    out = Path(out)
+    if str(out).strip() in ("", ".", "..") or _resolved(out) == _resolved(Path.cwd()) or \
+            _resolved(out) == Path(_resolved(out).anchor):
+        raise ConfigError("refusing to write into the current directory, its parent or the root",
+                          path=out, field=option, hint=f"pass a new folder name to {option}")
+    ro = _resolved(out)
+    for s in sources:
+        if s is None:
+            continue
+        rs = _resolved(Path(s))
+        if ro == rs or rs.is_relative_to(ro) or ro.is_relative_to(rs):
+            raise ConfigError(f"the output would overwrite or lie inside the input {s}", path=out,
+                              field=option, hint=f"choose an {option} outside the input")
+    if out.is_symlink():
+        raise ConfigError("the output is a symbolic link; refusing to write through it", path=out,
+                          field=option, hint=f"pass a real path to {option}")
+    if out.exists() and not (overwrite or resumable):
+        if out.is_dir():
+            if any(out.iterdir()):
+                raise ConfigError("already exists and is not empty", path=out, field=option,
+                                  hint=f"choose another {option}, or pass --overwrite to replace it")
+        else:
+            raise ConfigError("already exists", path=out, field=option,
+                              hint=f"choose another {option}, or pass --overwrite to replace it")
+    return out
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | Path, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary directory; on success it replaces ``path``, on failure it is removed.
+def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling directory; on success it replaces ``path``, on failure it is removed.
+
+    An existing ``path`` is replaced only with ``overwrite=True`` (the caller has the user's
+    ``--overwrite``, or owns the folder); otherwise :class:`ManifestError`. Stale temporaries of
+    killed writers are removed first.
 
     >>> with atomic_dir("out/ds") as tmp:   # write everything under tmp
     ...     (tmp / "manifest.json").write_text("{}")
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    remove_stale_temporaries(path.parent, path.name)
+    if path.exists() and not overwrite and (path.is_file() or any(path.iterdir())):
+        raise ManifestError("already exists", path=path, hint="choose another --out, or pass --overwrite")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{TMP_MARK}{os.getpid()}-", dir=path.parent))
     try:
         yield tmp
-        if path.exists():
-            if not overwrite:
-                raise ManifestError("already exists", path=path, hint="choose another --out or remove it")
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        if path.exists() or path.is_symlink():
+            if path.exists() and not overwrite and (path.is_file() or any(path.iterdir())):
+                raise ManifestError("already exists", path=path, hint="choose another --out, or pass --overwrite")
+            old = path.with_name(f".{path.name}.old-{os.getpid()}-{os.urandom(3).hex()}")
             os.replace(path, old)
             os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink()
         else:
             os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
+
+
+def safe_name(name: object, *, what: str, path: str | Path | None = None) -> str:
+    """Return ``name`` if it is safe as one path component (letters, digits, ``_ . + -``; no
+    separators, no leading dot, no ``..``), else a :class:`DataError` naming the file and field.
+    Every name that comes from data or a config (channels, labels, subjects, files) passes here
+    before it touches a path."""
+    from edgefm.errors import DataError
+    s = str(name)
+    if not SAFE_NAME.fullmatch(s) or ".." in s:
+        raise DataError(f"unsafe {what} name {s[:60]!r}: only letters, digits and _ . + - are allowed "
+                        "(no path separators, no leading dot)", path=path, field=what,
+                        hint="rename it in the source or mapping file")
+    return s
 
 
 def read_json(path: str | Path) -> dict:

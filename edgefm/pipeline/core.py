@@ -191,7 +191,7 @@ def run_stages(stages: list[Stage], run_dir: str | Path, *, from_stage: str | No
                       f"(pipeline ≈ {_fmt_s(remaining)} left)", highlight=False)
         t0 = time.perf_counter()
         try:
-            with atomic_dir(run_dir / s.name) as tmp:
+            with atomic_dir(run_dir / s.name, overwrite=True) as tmp:   # the run owns its stage folders
                 ctx = StageContext(s.name, tmp, run_dir, s.params,
                                    log=lambda m, _n=s.name: console.print(f"    {_n}: {m}", highlight=False))
                 _seed_everything(int(s.params.get("seed", 0)))
