@@ -47,6 +47,10 @@ class QuantConfig:
     keep_float: module paths (``blocks.3.pw``) to leave in float, e.g. the layers chosen by
         :func:`quantize.tune.tune`.
     max_calibration: at most this many calibration windows are used (first ones, in order).
+    output_range: (lo, hi) in output units that the int8 output must represent whatever the
+        calibration windows produced, e.g. (30, 230) bpm for heart rate: the output observer's
+        range is widened to include it, so a prediction outside the training labels' span is
+        not clipped at the calibration's extreme. None: the calibration's range alone.
     """
 
     backend: str
@@ -57,6 +61,7 @@ class QuantConfig:
     qat_epochs: int = 2
     keep_float: tuple[str, ...] = ()
     max_calibration: int = 256
+    output_range: tuple[float, float] | None = None
 
     def __post_init__(self):
         b = _ALIASES.get(self.backend, self.backend)
@@ -79,6 +84,12 @@ class QuantConfig:
         if self.qat and self.qat_data is None:
             raise ConfigError("qat=True needs qat_data=(x, y)", field="qat_data")
         object.__setattr__(self, "keep_float", tuple(self.keep_float))
+        if self.output_range is not None:
+            r = tuple(float(v) for v in self.output_range)
+            if len(r) != 2 or not all(np.isfinite(r)) or not r[0] < r[1]:
+                raise ConfigError(f"output_range must be two finite numbers lo < hi, got {self.output_range!r}",
+                                  field="output_range")
+            object.__setattr__(self, "output_range", r)
 
 
 @dataclass
@@ -218,6 +229,40 @@ def _keep_float(q, gm: torch.fx.GraphModule, names: tuple[str, ...]) -> None:
     q.annotate = annotate
 
 
+def _output_observers(gm: torch.fx.GraphModule) -> list:
+    """The observer / fake-quantize modules whose result the graph returns (its output's qparams)."""
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    found = []
+    for a in _flat_nodes(out.args):
+        if a.op == "call_module" and "activation_post_process" in str(a.target):
+            found.append(gm.get_submodule(a.target))
+    return found
+
+
+def _flat_nodes(args) -> list:
+    nodes = []
+    torch.fx.node.map_arg(args, lambda n: nodes.append(n) or n)
+    return nodes
+
+
+def widen_output_range(observed: torch.fx.GraphModule, lo: float, hi: float) -> int:
+    """Make the calibrated graph's output observers cover ``[lo, hi]`` (their min/max are
+    extended by observing those two values); returns how many observers were widened."""
+    obs = _output_observers(observed)
+    if not obs:
+        raise ConfigError("cannot find the quantized output of the graph to set its range",
+                          field="output_range", hint="the model's last op must be quantized")
+    with torch.no_grad():
+        for o in obs:
+            target = getattr(o, "activation_post_process", o)    # FakeQuantize wraps an observer
+            target(torch.tensor([lo, hi], dtype=torch.float32))
+            if hasattr(o, "calculate_qparams") and hasattr(o, "scale") and o is not target:
+                s, z = o.calculate_qparams()
+                o.scale.resize_(s.shape).copy_(s)
+                o.zero_point.resize_(z.shape).copy_(z)
+    return len(obs)
+
+
 def quantize_(model: torch.nn.Module, config: QuantConfig) -> QuantizedModel:
     """int8-quantize ``model`` (eval mode; input ``(B, C, T)``) with the shared PT2E scheme,
     calibrated on ``config.calibration``; returns it in ``config.backend``'s form with the
@@ -244,6 +289,8 @@ def quantize_(model: torch.nn.Module, config: QuantConfig) -> QuantizedModel:
         with torch.no_grad():
             for i in range(len(calib)):
                 observed(calib[i:i + 1])
+    if config.output_range is not None:
+        widen_output_range(observed, *config.output_range)
     qm = QuantizedModel(config.backend, config, float_module=fgm, quantizer=q, observed=observed,
                         example=example)
     folded = qm.converted(fold=True)

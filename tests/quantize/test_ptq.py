@@ -104,3 +104,41 @@ def test_inc_tune_finds_float_layers(trained):
     assert r.mae == best["mae"]
     r2 = tune(m, TuneConfig(backend="tflite", calibration=x[:32].numpy(), tolerable_loss=0.5), x[96:].numpy(), y[96:].numpy())
     assert r2.met and r2.keep_float == [] and len(r2.trials) == 1
+
+
+class _MeanToBpm(torch.nn.Module):
+    """y = 130 + 50 * mean(x): calibration windows of N(0, 1) give 115-149 bpm; a window of 1.4
+    everywhere (inside the input's calibrated range) gives 200 bpm in float."""
+
+    def __init__(self, t: int = 64):
+        super().__init__()
+        self.lin = torch.nn.Linear(t, 1)
+        with torch.no_grad():
+            self.lin.weight.fill_(50 / t)
+            self.lin.bias.fill_(130)
+
+    def forward(self, x):
+        return self.lin(x.reshape(x.shape[0], -1))
+
+
+@pytest.mark.parametrize("backend", ["pte", "tflite", "onnx"])
+def test_output_range_is_not_clipped_at_the_calibration_extreme(backend):
+    m = _MeanToBpm().eval()
+    cal = np.random.default_rng(0).standard_normal((64, 1, 64)).astype(np.float32)
+    x = torch.full((1, 1, 64), 1.4)
+    assert float(m(x)) == pytest.approx(200.0, abs=1e-4)
+    cal_max = float(m(torch.from_numpy(cal)).max())
+    clipped = quantize_(m, QuantConfig(backend=backend, calibration=cal))
+    assert float(clipped(x)) == pytest.approx(cal_max, abs=0.6)        # the old behaviour: clipped
+    qm = quantize_(m, QuantConfig(backend=backend, calibration=cal, output_range=(30.0, 230.0)))
+    out = qm.io_qparams()["output"]
+    top = (127 - out["zero_point"]) * out["scale"]
+    assert top >= 230.0 - out["scale"]                                   # 230 bpm is representable
+    assert abs(float(qm(x)) - 200.0) <= out["scale"] / 2 + 1e-3         # within half an output step
+
+
+def test_output_range_validation():
+    cal = np.zeros((1, 1, 8), np.float32)
+    for bad in ((230.0, 30.0), (float("nan"), 1.0), (0.0, float("inf")), (1.0,)):
+        with pytest.raises(ConfigError, match="output_range"):
+            QuantConfig(backend="pte", calibration=cal, output_range=bad)
