@@ -245,7 +245,7 @@ def main(argv=None) -> int:
     except Exception as e:
         traceback.print_exc()
         out["troika"] = {"status": f"failed: {type(e).__name__}: {e}"}
-    write_report(report, args.report, predictions)
+    write_report(report, args.report, predictions, overwrite=True)   # the benchmark owns its results folder
     out["report"] = str(Path(args.report).relative_to(REPO)) if Path(args.report).is_relative_to(REPO) else args.report
     if args.merge and Path(args.out).exists():
         old = json.loads(Path(args.out).read_text())

@@ -173,11 +173,13 @@ def _plots(results: dict, predictions: dict, d: Path) -> list[str]:
     return made
 
 
-def write_report(results: dict, out_dir: str | Path, predictions: dict | None = None) -> Path:
-    """Write report.md, report.json and the plots into ``out_dir`` atomically; returns it."""
+def write_report(results: dict, out_dir: str | Path, predictions: dict | None = None, *,
+                 overwrite: bool = False) -> Path:
+    """Write report.md, report.json and the plots into ``out_dir`` atomically; returns it
+    (an existing non-empty ``out_dir`` is replaced only with ``overwrite``)."""
     out_dir = Path(out_dir)
     clean = _clean(results)
-    with atomic_dir(out_dir) as d:
+    with atomic_dir(out_dir, overwrite=overwrite) as d:
         plots = _plots(clean, predictions or {}, d)
         clean["plots"] = plots
         atomic_write_json(d / "report.json", clean)

@@ -72,7 +72,8 @@ def run_distillation(data, teacher, out, *, student: str = DEFAULT_STUDENT,
 
 def run_evaluation(student_ckpt, data, teacher, out_dir, *, baselines: bool = True,
                    fractions=(0.01, 0.1, 1.0), seeds=(0, 1, 2), epochs: int = 10,
-                   max_windows: dict | None = None, probes=("linear", "mlp")) -> dict:
+                   max_windows: dict | None = None, probes=("linear", "mlp"),
+                   overwrite: bool = False) -> dict:
     """Evaluate a student checkpoint on ``data``'s held-out subjects, with baselines trained on the
     same data (same architecture), and write the report to ``out_dir``. Returns the results."""
     from distill.baselines import MaskedPretrainConfig, pretrain_masked
@@ -103,5 +104,5 @@ def run_evaluation(student_ckpt, data, teacher, out_dir, *, baselines: bool = Tr
     report = {"student": {"name": f"{ld.meta['arch']} ({Path(student_ckpt).name})",
                           "params": st.num_params(), "macs": st.macs()},
               "datasets": {Path(ds.path).name: results}}
-    write_report(report, out_dir, {Path(ds.path).name: preds})
+    write_report(report, out_dir, {Path(ds.path).name: preds}, overwrite=overwrite)
     return report

@@ -274,12 +274,14 @@ def plot_reconstructions(model, data, out_png: str | Path, cfg: EvalConfig = Eva
     return out_png
 
 
-def run_eval(checkpoint, data, out_dir: str | Path, cfg: EvalConfig = EvalConfig()) -> dict:
-    """Load a checkpoint, evaluate, write ``eval.json`` and ``reconstructions.png`` atomically."""
+def run_eval(checkpoint, data, out_dir: str | Path, cfg: EvalConfig = EvalConfig(), *,
+             overwrite: bool = False) -> dict:
+    """Load a checkpoint, evaluate, write ``eval.json`` and ``reconstructions.png`` atomically
+    (an existing non-empty ``out_dir`` is replaced only with ``overwrite``)."""
     from edgefm.train.checkpoint import load_teacher
     model = load_teacher(checkpoint) if not isinstance(checkpoint, torch.nn.Module) else checkpoint
     res = evaluate(model, data, cfg)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         atomic_write_json(tmp / "eval.json", res)
         plot_reconstructions(model, data, tmp / "reconstructions.png", cfg,
                              task="interp_60" if "interp_60" in res["tasks"] else "random")
