@@ -12,7 +12,7 @@ RUN ?= runs/default
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
 # The demo app's npm packages (onnxruntime-web, playwright-core), from the npm registry.
