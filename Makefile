@@ -37,7 +37,7 @@ BUDGET ?= edgefm/pipeline/budgets/wristband.toml
 # (against BUDGET; exit 1 if it fails) -> report, then the phone demo built from the run.
 run: setup
 	$(BIN)/edgefm pipeline run --out $(RUN) --budget $(BUDGET)
-	@if [ -d demo/node_modules ]; then $(BIN)/edgefm demo build $(RUN) --out $(RUN)/demo; fi
+	@if [ -d demo/node_modules ]; then $(BIN)/edgefm demo build $(RUN) --out $(RUN)/demo --overwrite; fi
 	@echo "report: $(RUN)/report/report.html   demo: $(BIN)/edgefm demo serve $(RUN)/demo --https"
 
 quick: setup

@@ -182,6 +182,9 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     if path.exists() and not overwrite and (path.is_file() or any(path.iterdir())):
         raise ManifestError("already exists", path=path, hint="choose another --out, or pass --overwrite")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{TMP_MARK}{os.getpid()}-", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)      # mkdtemp makes 0700; outputs are ordinary folders
     try:
         yield tmp
         if path.exists() or path.is_symlink():

@@ -20,10 +20,13 @@ def build(
     gate: Annotated[Optional[Path], typer.Option("--gate", help="Gate config JSON (default: from the run).")] = None,
     device: Annotated[Optional[Path], typer.Option("--device-json", help="Device summary JSON (default: from the run).")] = None,
     trace: Annotated[Optional[Path], typer.Option("--trace", help="Replay trace JSON (default: from the run).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
 ) -> None:
-    """Assemble the demo app (ONNX Runtime Web, model, gate, device, trace) into a static folder."""
+    """Assemble the demo app (ONNX Runtime Web, model, gate, device, trace) into a static folder.
+
+    --out may not be the source or contain it; an existing non-empty --out needs --overwrite."""
     from edgefm.pipeline.demo import build_demo
-    p = build_demo(source, out, gate=gate, device=device, trace=trace)
+    p = build_demo(source, out, gate=gate, device=device, trace=trace, overwrite=overwrite)
     typer.echo(str(p))
     err.print(f"serve it with: edgefm demo serve {p} --https", highlight=False)
 
@@ -36,7 +39,7 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
     https: Annotated[bool, typer.Option("--https", help="HTTPS with a self-signed certificate (phones need it for the accelerometer).")] = False,
 ) -> None:
-    """Serve the demo app (static files only; nothing is fetched from outside)."""
+    """Serve the demo app: its regular files only (no listings, dotfiles or links out of the folder)."""
     from edgefm.pipeline.demo import serve_demo
     srv = serve_demo(folder, host=host, port=port, https=https)
     scheme = "https" if https else "http"

@@ -25,6 +25,22 @@ def _summary(name: str, r: dict | None) -> str:
             f"{r['episodes_missed']}/{r['episodes']} episodes missed)")
 
 
+def _check_report_out(out_path: Path, data: Path, overwrite: bool) -> None:
+    """The report JSON and the PNG beside it: neither may replace a file without --overwrite, nor
+    be or lie inside the data.
+
+    Raises:
+        ConfigError: naming the file and --out.
+    """
+    from edgefm.errors import ConfigError
+    from edgefm.manifest import check_output
+    if out_path.suffix.lower() == ".png":
+        raise ConfigError("the report is JSON and its curve is written beside it as .png", path=out_path,
+                          field="--out", hint="pass a .json file to --out")
+    for p in (out_path, out_path.with_suffix(".png")):
+        check_output(p, overwrite=overwrite, sources=(data,), option="--out")
+
+
 @app.command("calibrate")
 @handle_errors
 def calibrate_cmd(
@@ -38,11 +54,13 @@ def calibrate_cmd(
     wake_every_s: Annotated[float, typer.Option("--wake-every-s", help="Periodic wake when off (0 = never).")] = 0.0,
     cv: Annotated[str, typer.Option("--cv", help="Held-out figures: 'split' (dataset test split) or 'loso' "
                                                  "(leave one subject out, for small datasets).")] = "split",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Pick gate thresholds meeting --target-recall of activity/freezing windows, skipping most."""
     from runtime.calibrate import calibrate
     from runtime.gate import GateConfig
+    _check_report_out(out_path, data, overwrite)
     base = GateConfig(fs_hz=fs_hz, block_s=block_s, wake_every_s=wake_every_s)
     err.print(f"calibrating the gate on {data} ...")
     r = calibrate(data, target_recall, out=out_path, window_s=window_s, hop_s=hop_s, base=base, cv=cv)

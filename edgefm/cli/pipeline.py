@@ -17,17 +17,19 @@ app = typer.Typer(no_args_is_help=True)
 def run(
     quick: Annotated[bool, typer.Option("--quick", help="Tiny models, little data (< 3 min on 2 cores).")] = False,
     data: Annotated[Optional[Path], typer.Option("--data", help="Cohort-layout data dir (raw/ + traces/); default: synthesize.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")] = Path("runs/default"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (an earlier run there is resumed; "
+                                                          "any other non-empty folder is refused).")] = Path("runs/default"),
     device: Annotated[str, typer.Option("--device", help="Device profile name or .toml.")] = "nrf52840",
     budget: Annotated[Optional[Path], typer.Option("--budget", help="Budget TOML checked in the profile stage.")] = None,
     from_stage: Annotated[Optional[str], typer.Option("--from", help="Re-run from this stage.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run data -> teacher -> distil -> prune -> quantize -> export -> gate -> simulate -> profile -> report."""
     from edgefm.pipeline import PipelineConfig, run_pipeline
     res = run_pipeline(PipelineConfig(out=out, data=data, quick=quick, device=device, budget=budget,
-                                      from_stage=from_stage, seed=seed))
+                                      from_stage=from_stage, seed=seed, overwrite=overwrite))
     if as_json:
         print_json(res.summary())
     else:

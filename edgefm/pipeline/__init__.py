@@ -8,26 +8,32 @@ simulate -> profile -> report, as one API call.
 Each stage writes its artifacts and ``stage.json`` into ``RUN/<stage>/`` (see
 :mod:`edgefm.pipeline.core`); a re-run skips stages whose inputs are unchanged,
 ``from_stage`` re-runs from one. Bad input fails in :func:`validate` before any training.
+
+The run directory is the pipeline's own: an earlier run (it has ``pipeline.json``) is resumed,
+an empty or new folder is used, and any other non-empty folder is refused unless
+``overwrite=True``, which runs afresh into a temporary sibling that replaces it at the end.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
-from edgefm.manifest import atomic_write_json
+from edgefm.manifest import atomic_dir, atomic_write_json, check_output, remove_stale_temporaries
 from edgefm.pipeline.config import ETA_S, PRESETS, STAGES, PipelineConfig, validate
-from edgefm.pipeline.core import Stage, StageError, StageRecord, run_stages
+from edgefm.pipeline.core import Stage, StageError, StageRecord, run_stages, sweep_stale
 from edgefm.pipeline import stages as S
 
 __all__ = ["PipelineConfig", "RunResult", "run_pipeline", "build_stages", "validate", "STAGES", "PRESETS",
-           "StageError"]
+           "StageError", "is_run_dir"]
 
 # bump when a stage's code changes what it produces (part of every stage's input hash)
 CODE_VERSION = "pipeline/1"
+RUN_FILE = "pipeline.json"          # marks a run directory (written before the first stage)
 
 _DOC = {"data": "synthetic cohort", "teacher": "pretrain the MAE teacher", "distil": "PPG→ACC distillation",
         "prune": "structured pruning + recovery", "quantize": "int8 PTQ per backend",
@@ -81,22 +87,63 @@ def build_stages(config: PipelineConfig, context: dict | None = None) -> list[St
     return out
 
 
+def is_run_dir(path: str | Path) -> bool:
+    """True when ``path`` is a run directory this pipeline wrote (a readable ``pipeline.json`` with
+    its ``config``, ``stages`` and ``code_version``): a later run may resume it in place."""
+    path = Path(path)
+    p = path / RUN_FILE
+    if path.is_symlink() or not p.is_file():
+        return False
+    try:
+        m = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(m, dict) and isinstance(m.get("stages"), list) and {"config", "code_version"} <= set(m)
+
+
+def _has_content(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and any(path.iterdir()))
+
+
+def _run_into(run_dir: Path, config: PipelineConfig, stages: list[Stage], console: Console) -> dict[str, StageRecord]:
+    for p in sweep_stale(run_dir, STAGES):
+        console.print(f"removed {p.name}, left by a run that was killed", highlight=False)
+    atomic_write_json(run_dir / RUN_FILE, {"config": config.to_dict(), "preset": config.preset,
+                                           "stages": list(STAGES), "code_version": CODE_VERSION})
+    return run_stages(stages, run_dir, from_stage=config.from_stage, code_version=CODE_VERSION, console=console)
+
+
 def run_pipeline(config: PipelineConfig, console: Console | None = None) -> RunResult:
     """Validate the input, then run every stage into ``config.out``.
 
+    ``config.out`` may be new, empty, or an earlier run (resumed: unchanged stages are skipped).
+    Any other non-empty path is refused unless ``config.overwrite``; then the run goes into a
+    temporary sibling that replaces ``out`` only when every stage has finished.
+
     Raises:
+        ConfigError: ``out`` is not empty and not a run (without ``overwrite``), is a symlink, or
+            is / contains / lies inside ``--data``, the budget or the device file.
         ConfigError / DataError / ManifestError: bad input, before any stage runs.
         StageError: a stage failed (named, with the next thing to try).
     """
     console = console or Console(stderr=True)
     t0 = time.perf_counter()
+    out = config.out
+    resume = not config.overwrite and is_run_dir(out)
+    device_file = Path(config.device) if config.device.endswith(".toml") else None
+    check_output(out, overwrite=config.overwrite, sources=(config.data, config.budget, device_file),
+                 option="--out", resumable=resume)
     context = validate(config)
-    config.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(config.out / "pipeline.json", {"config": config.to_dict(), "preset": config.preset,
-                                                    "stages": list(STAGES), "code_version": CODE_VERSION})
-    console.print(f"edgefm pipeline ({config.preset} preset) → {config.out}", highlight=False)
-    recs = run_stages(build_stages(config, context), config.out, from_stage=config.from_stage,
-                      code_version=CODE_VERSION, console=console)
-    res = RunResult(config.out, recs, time.perf_counter() - t0)
+    stages = build_stages(config, context)
+    console.print(f"edgefm pipeline ({config.preset} preset) → {out}", highlight=False)
+    if config.overwrite and _has_content(out):
+        with atomic_dir(out, overwrite=True) as tmp:         # the old folder stays until the run succeeds
+            recs = _run_into(tmp, config, stages, console)
+        recs = {k: StageRecord(k, out / k, r.manifest, r.skipped) for k, r in recs.items()}
+    else:
+        remove_stale_temporaries(out.parent, out.name)       # an --overwrite run that was killed
+        out.mkdir(parents=True, exist_ok=True)
+        recs = _run_into(out, config, stages, console)
+    res = RunResult(out, recs, time.perf_counter() - t0)
     console.print(f"pipeline finished in {res.seconds:.1f} s; report: {res.report_html}", highlight=False)
     return res

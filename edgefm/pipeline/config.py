@@ -70,6 +70,8 @@ class PipelineConfig:
     budget: a budget TOML for the profile stage (None: report only, nothing fails).
     from_stage: re-run from this stage even if its inputs are unchanged.
     overrides: {stage: {param: value}} on top of the preset.
+    overwrite: replace an existing ``out`` (a fresh run, swapped in when it finishes). Without it
+        an earlier run directory is resumed and any other non-empty folder is refused.
     """
 
     out: Path = Path("runs/default")
@@ -80,6 +82,7 @@ class PipelineConfig:
     from_stage: str | None = None
     seed: int = 0
     overrides: dict = field(default_factory=dict)
+    overwrite: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "out", Path(self.out))

@@ -26,7 +26,8 @@ from typing import Any, Callable
 from rich.console import Console
 
 from edgefm.errors import ConfigError, EdgefmError, ManifestError
-from edgefm.manifest import atomic_dir, atomic_write_json, dumps, package_versions, read_json, sha256_file
+from edgefm.manifest import (atomic_dir, atomic_write_json, dumps, is_temporary, package_versions, read_json,
+                             remove_stale_temporaries, sha256_file)
 
 STAGE_FILE = "stage.json"
 STAGE_SCHEMA = 1
@@ -93,11 +94,22 @@ class StageContext:
 
 
 def _tree_outputs(d: Path) -> dict[str, dict]:
+    """Every file a stage wrote (path relative to its folder -> sha256, bytes); a writer's leftover
+    temporary inside the folder is not an output."""
     out = {}
     for p in sorted(d.rglob("*")):
-        if p.is_file() and p.name != STAGE_FILE:
-            out[str(p.relative_to(d))] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        rel = p.relative_to(d)
+        if p.is_file() and p.name != STAGE_FILE and not is_temporary(rel):
+            out[str(rel)] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
     return out
+
+
+def sweep_stale(run_dir: Path, names) -> list[Path]:
+    """Remove the temporaries (``.STAGE.tmp-PID-*``) that killed runs left in ``run_dir``."""
+    removed = []
+    for name in names:
+        removed += remove_stale_temporaries(run_dir, name)
+    return removed
 
 
 def _hash(obj: Any) -> str:
@@ -168,6 +180,8 @@ def run_stages(stages: list[Stage], run_dir: str | Path, *, from_stage: str | No
         if bad:
             raise ConfigError(f"stage {s.name} depends on {bad}, which do not run before it", field="deps")
     forced = set(names[names.index(from_stage):]) if from_stage else set()
+    for p in sweep_stale(run_dir, names):
+        console.print(f"removed {p.name}, left by a run that was killed", highlight=False)
     done: dict[str, StageRecord] = {}
     t_run = time.perf_counter()
     # ETA: last run's time for a stage when we have it, else the preset's estimate

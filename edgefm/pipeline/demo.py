@@ -10,7 +10,9 @@ of it and the app works offline after the first load.
 
 ``serve_demo(folder, host="127.0.0.1", port=8000, https=False)`` serves it; ``https=True``
 makes a self-signed certificate with the ``openssl`` CLI (DeviceMotion needs a secure
-context on a phone).
+context on a phone). The server answers GET and HEAD for regular files that resolve inside the
+folder and nothing else: no symlinks out of it, no dotfiles, no directory listings (``/`` is the
+app's ``index.html``); a malformed request gets 400, another method 405.
 """
 
 from __future__ import annotations
@@ -19,16 +21,22 @@ import functools
 import hashlib
 import http.server
 import json
+import os
+import re
 import shutil
 import ssl
+import stat
 import subprocess
+import sys
 import threading
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
 
 from edgefm.errors import ConfigError, DataError, ManifestError
-from edgefm.manifest import atomic_dir, atomic_write_json, dumps, read_artifact_manifest, read_json
+from edgefm.manifest import (atomic_dir, atomic_write_json, check_output, dumps, is_temporary,
+                             read_artifact_manifest, read_json)
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_SRC = REPO / "demo" / "web"
@@ -42,9 +50,33 @@ MIME = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "applicati
         ".onnx": "application/octet-stream"}
 
 
+def _recorded_onnx(run: Path) -> Path | None:
+    """The ONNX artifact the run's export stage recorded in its ``stage.json`` (int8 first)."""
+    from edgefm.pipeline.core import read_stage
+    rec = read_stage(run, "export")
+    if rec is None:
+        return None
+    arts = [a for a in rec.summary.get("artifacts", []) if isinstance(a, dict) and a.get("format") == "onnx"]
+    for a in sorted(arts, key=lambda a: not a.get("int8")):
+        name = str(a.get("artifact", ""))
+        p = rec.dir / name
+        if name and Path(name).name == name and not name.startswith(".") and p.is_file():
+            return p
+    return None
+
+
 def _find_onnx(run: Path) -> Path:
-    """The student ONNX in a run directory: int8 QDQ first, then fp32, then any .onnx."""
-    cands = sorted(run.glob("export/**/*.onnx")) or sorted(run.glob("**/*.onnx"))
+    """The student ONNX in a run directory: the export stage's recorded artifact (int8 first);
+    else any ``.onnx`` under ``export/``, then anywhere in the run (int8 QDQ first, then fp32).
+    A file inside a writer's temporary folder (a killed stage's debris) is never chosen."""
+    rec = _recorded_onnx(run)
+    if rec is not None:
+        return rec
+
+    def found(pattern: str) -> list[Path]:
+        return [p for p in sorted(run.glob(pattern)) if p.is_file() and not is_temporary(p.relative_to(run))]
+
+    cands = found("export/**/*.onnx") or found("**/*.onnx")
     if not cands:
         raise ManifestError("no exported .onnx student in this run", path=run,
                             hint="run `edgefm pipeline run` (export stage) first, or pass the .onnx file")
@@ -53,6 +85,31 @@ def _find_onnx(run: Path) -> Path:
             if key in c.name:
                 return c
     return cands[0]
+
+
+def check_demo_out(source: Path, out: Path, *, overwrite: bool = False, inputs: tuple = ()) -> None:
+    """Refuse a demo ``out`` that would destroy its input.
+
+    ``out`` may not be ``source`` or contain it (or any of ``inputs``, the gate/device/trace
+    files). It may lie inside a pipeline run directory only as a new folder of its own (``RUN/demo``,
+    as ``make run`` does), never on one of the run's stage folders. An existing non-empty ``out``
+    needs ``overwrite``.
+
+    Raises:
+        ConfigError: naming ``out`` and ``--out``.
+    """
+    from edgefm.pipeline import RUN_FILE, STAGES, is_run_dir
+    ro, rs = Path(os.path.realpath(out)), Path(os.path.realpath(source))
+    if ro == rs or rs.is_relative_to(ro):
+        raise ConfigError(f"the output would replace the input {source}", path=out, field="--out",
+                          hint="choose an --out outside the input")
+    if ro.is_relative_to(rs):
+        top = ro.relative_to(rs).parts[0]
+        if not is_run_dir(source) or top in STAGES or top == RUN_FILE or top.startswith("."):
+            raise ConfigError(f"the output would lie inside the input {source}", path=out, field="--out",
+                              hint="choose an --out outside the input, or a new folder in a run such as RUN/demo")
+    check_output(out, overwrite=overwrite, sources=tuple(p for p in inputs if isinstance(p, (str, Path))),
+                 option="--out")
 
 
 def _load_obj(x, what: str) -> dict:
@@ -87,7 +144,8 @@ def _icons(out: Path) -> None:
 
 
 def build_demo(source: str | Path, out: str | Path, *, gate: dict | str | Path | None = None,
-               device: dict | str | Path | None = None, trace: dict | str | Path | None = None) -> Path:
+               device: dict | str | Path | None = None, trace: dict | str | Path | None = None,
+               overwrite: bool = False) -> Path:
     """Assemble the demo app for a run directory (or a student ``.onnx``) into ``out``.
 
     Args:
@@ -98,10 +156,15 @@ def build_demo(source: str | Path, out: str | Path, *, gate: dict | str | Path |
         device: the device summary for the battery projection (``name``, ``battery_j``,
             ``floor_w``, ``gate_j_per_sample``, ``inference_j``, ``ppg_w``) or its JSON file.
         trace: a replay trace (see :func:`trace_to_json`) or its JSON file.
+        overwrite: replace an existing non-empty ``out`` (otherwise refused).
     Returns:
         ``out``, written atomically.
+    Raises:
+        ConfigError: ``out`` is or contains the source (or lies on one of its stage folders), or
+            exists and is not empty without ``overwrite`` (see :func:`check_demo_out`).
     """
     source, out = Path(source), Path(out)
+    check_demo_out(source, out, overwrite=overwrite, inputs=(gate, device, trace))
     if not ORT_DIST.is_dir():
         raise ConfigError("onnxruntime-web is not installed", path=ORT_DIST,
                           hint="run `npm ci` in demo/ (see README set-up)")
@@ -142,7 +205,7 @@ def build_demo(source: str | Path, out: str | Path, *, gate: dict | str | Path |
         raise ConfigError(f"device summary lacks {missing}", field="device")
     trace = _load_obj(trace or from_run("simulate/demo_trace.json"), "trace")
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         for f in DEMO_SRC.iterdir():
             if f.is_file():
                 shutil.copy2(f, tmp / f.name)
@@ -169,11 +232,114 @@ def build_demo(source: str | Path, out: str | Path, *, gate: dict | str | Path |
     return out
 
 
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+MAX_PATH = 1024          # longer request paths are malformed (the app's longest is well under 100)
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files of one demo folder, GET and HEAD only.
+
+    Serves a path only when every component is a plain name (no leading dot), its real path
+    (symlinks resolved) lies inside the folder without a dot-named part, and it is a regular
+    file; ``/`` is the folder's ``index.html``. Everything else: 404 (missing, hidden, outside, a
+    directory), 400 (malformed: bad or NUL escapes, control characters, too long), 405 (other
+    methods). Errors never print a traceback.
+    """
+
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME}
+    timeout = 60                      # an idle connection does not hold a thread forever
 
     def log_message(self, *a):       # quiet; the CLI prints the address
         pass
+
+    def _method_not_allowed(self):
+        self.send_response(405)
+        self.send_header("Allow", "GET, HEAD")
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _method_not_allowed
+
+    def translate_path(self, path: str) -> str:
+        """The real file a request path names, or "" when there is none to serve."""
+        r = self._resolve(path)
+        return r if isinstance(r, str) else ""
+
+    def _resolve(self, raw: str) -> str | int:
+        """A request path -> the real path of a regular file inside the folder, or an HTTP status."""
+        if len(raw) > MAX_PATH:
+            return 400
+        path = raw.split("?", 1)[0].split("#", 1)[0]
+        if not path.startswith("/") or _BAD_ESCAPE.search(path):
+            return 400
+        try:
+            decoded = urllib.parse.unquote(path, errors="strict")
+        except UnicodeDecodeError:
+            return 400
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in decoded) or "\\" in decoded:
+            return 400
+        parts = [p for p in decoded.split("/") if p and p != "."]
+        if any(p.startswith(".") for p in parts):
+            return 404                                   # dotfiles, dot-directories, ".."
+        root = os.path.realpath(self.directory)
+        target = os.path.realpath(os.path.join(root, *parts))
+        if not parts and os.path.isdir(target):
+            target = os.path.realpath(os.path.join(root, "index.html"))
+        if target == root or os.path.commonpath([root, target]) != root:
+            return 404                                   # a symlink out of the folder
+        if any(p.startswith(".") for p in Path(os.path.relpath(target, root)).parts):
+            return 404                                   # a symlink onto a dotfile
+        try:
+            if not stat.S_ISREG(os.stat(target).st_mode):
+                return 404                               # a directory: no listings
+        except (OSError, ValueError):
+            return 404
+        return target
+
+    def send_head(self):
+        r = self._resolve(self.path)
+        if isinstance(r, int):
+            self.send_error(r, "Bad request" if r == 400 else "Not found")
+            return None
+        try:
+            f = open(r, "rb")
+        except OSError:
+            self.send_error(404, "Not found")
+            return None
+        try:
+            fs = os.fstat(f.fileno())
+            if not stat.S_ISREG(fs.st_mode):
+                f.close()
+                self.send_error(404, "Not found")
+                return None
+            self.send_response(200)
+            self.send_header("Content-type", self.guess_type(r))
+            self.send_header("Content-Length", str(fs.st_size))
+            self.send_header("Last-Modified", self.date_time_string(fs.st_mtime))
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            return f
+        except BaseException:
+            f.close()
+            raise
+
+    def list_directory(self, path):   # never reached through send_head; refuse if called
+        self.send_error(404, "Not found")
+        return None
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    """The demo's HTTP server: a failing request is one quiet line on stderr, never a traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        e = sys.exc_info()[1]
+        if isinstance(e, (ConnectionError, TimeoutError, ssl.SSLError)):
+            return                                       # the client went away or spoke no TLS
+        print(f"edgefm demo: a request from {client_address[0]} failed ({type(e).__name__})", file=sys.stderr)
 
 
 def self_signed_cert(folder: Path, host: str) -> tuple[Path, Path]:
@@ -206,7 +372,7 @@ def serve_demo(folder: str | Path, host: str = "127.0.0.1", port: int = 8000, ht
                           hint="run `edgefm demo build RUN --out DIR` first")
     handler = functools.partial(_Handler, directory=str(folder))
     try:
-        srv = http.server.ThreadingHTTPServer((host, port), handler)
+        srv = _Server((host, port), handler)
     except OSError as e:
         raise ConfigError(f"cannot bind {host}:{port} ({e.strerror})", hint="choose another --port") from e
     if https:
