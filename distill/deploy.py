@@ -4,23 +4,21 @@
 (student encoder + HR head, no projection). This is what gets pruned, quantized, exported.
 
 ``save_student(path, student, hr_head, input_spec=..., teacher=...)`` writes a self-describing
-checkpoint (format ``edgefm-student``) plus ``NAME.manifest.json``; ``load_student(path)``
-rebuilds everything from the file alone.
+checkpoint (format ``edgefm-student``: state dicts plus the configs that rebuild them, no pickled
+objects) plus ``NAME.manifest.json``; ``load_student(path)`` rebuilds everything from the file
+alone, after checking the manifest's sha256.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from distill.students import student_from_config
-from edgefm.errors import ManifestError
-from edgefm.manifest import atomic_write_bytes, sha256_file, write_artifact_manifest
+from edgefm.errors import EdgefmError, ManifestError
 
 FORMAT = "edgefm-student"
 VERSION = 1
@@ -118,27 +116,23 @@ def save_student(path: str | Path, student: nn.Module, hr_head: nn.Module, *, in
             len(norm.get("std", [])) != len(input_spec.get("channels", [])):
         raise ManifestError("input_spec.normalisation must give one mean and std per input channel",
                             field="input_spec.normalisation")
+    from edgefm.train.checkpoint import plain_data as _plain, save_torch_checkpoint
     info = getattr(student, "distill_info", {}) or {}
     payload = {
         "format": FORMAT, "version": VERSION,
         "arch": student.arch, "student_config": student.config.to_dict(),
         "student": student.state_dict(), "hr_head_spec": _head_spec(hr_head),
-        "hr_head": hr_head.state_dict(), "input_spec": input_spec,
+        "hr_head": hr_head.state_dict(), "input_spec": _plain(input_spec),
         "output_spec": {"name": "heart_rate", "unit": "bpm", "shape": [1]},
-        "teacher": teacher, "metrics": metrics or {},
-        "distill": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in info.items()},
-        **(extra or {})}
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    atomic_write_bytes(path, buf.getvalue())
-    write_artifact_manifest(path, {
+        "teacher": _plain(teacher), "metrics": _plain(metrics or {}),
+        "distill": _plain(dict(info)), **_plain(extra or {})}
+    return save_torch_checkpoint(path, payload, {
         "format": "torch-checkpoint", "kind": FORMAT, "source": {"teacher": teacher,
                                                                   "arch": student.arch,
                                                                   "config": student.config.to_dict()},
         "input_spec": input_spec, "output_spec": payload["output_spec"],
         "quantization": {"dtype": "float32"}, "metrics": metrics or {},
         "params": int(student.num_params()), "macs": int(student.macs())})
-    return path
 
 
 @dataclass
@@ -152,21 +146,30 @@ class LoadedStudent:
         return deployable(self.student, self.hr_head)
 
 
-def load_student(path: str | Path) -> LoadedStudent:
-    """Rebuild a student checkpoint written by :func:`save_student`; typed errors on bad files."""
-    from edgefm.train.checkpoint import read_torch_checkpoint
-    path = Path(path)
-    ck = read_torch_checkpoint(path, FORMAT, VERSION, "student",
-                               hint_missing="make one with `edgefm distill run`",
-                               hint_corrupt="the file is corrupted; re-run the distillation")
+def student_from_checkpoint(ck: dict) -> LoadedStudent:
+    """Rebuild a student from a checkpoint dict read by :func:`edgefm.train.checkpoint.read_torch_checkpoint`."""
     try:
         student = student_from_config(ck["arch"], ck["student_config"])
         student.load_state_dict(ck["student"])
         head = _head_from_spec(ck["hr_head_spec"])
         head.load_state_dict(ck["hr_head"])
-    except (KeyError, RuntimeError, TypeError) as e:
-        raise ManifestError(f"checkpoint does not rebuild: {e}", path=path, field="student") from e
+        input_spec = dict(ck["input_spec"])
+    except (KeyError, RuntimeError, TypeError, ValueError, EdgefmError) as e:
+        msg = e.one_line() if isinstance(e, EdgefmError) else f"{type(e).__name__}: {e}"
+        raise ManifestError(f"checkpoint does not rebuild: {msg}"[:300], path=ck["path"], field="student") from None
     student.eval(); head.eval()
-    meta = {k: ck.get(k) for k in ("teacher", "metrics", "distill", "output_spec", "arch", "student_config")}
-    meta.update(path=str(path), sha256=sha256_file(path))
-    return LoadedStudent(student, head, ck["input_spec"], meta)
+    meta = {k: ck.get(k) for k in ("teacher", "metrics", "distill", "output_spec", "arch", "student_config",
+                                   "path", "sha256", "unverified")}
+    return LoadedStudent(student, head, input_spec, meta)
+
+
+def load_student(path: str | Path, *, unverified: bool | None = None) -> LoadedStudent:
+    """Rebuild a student checkpoint written by :func:`save_student`; typed errors on bad files.
+
+    ``unverified``: accept a file without a manifest (``meta["unverified"]`` then says so); None
+    follows :func:`edgefm.train.checkpoint.accept_unverified`."""
+    from edgefm.train.checkpoint import read_torch_checkpoint
+    ck = read_torch_checkpoint(path, {FORMAT: VERSION}, "student", unverified=unverified,
+                               hint_missing="make one with `edgefm distill run`",
+                               hint_corrupt="the file is corrupted; re-run the distillation")
+    return student_from_checkpoint(ck)

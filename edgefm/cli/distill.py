@@ -13,6 +13,22 @@ app = typer.Typer(no_args_is_help=True)
 
 DataArg = Annotated[Path, typer.Argument(help="Windows dataset (wrist-raw) with ppg and acc_x|y|z.")]
 TeacherOpt = Annotated[Path, typer.Option("--teacher", "-t", help="Teacher checkpoint (teacher.pt or its folder).")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+UnverifiedOpt = Annotated[bool, typer.Option("--unverified", help="Accept a file without a manifest; every "
+                                             "report then says 'unverified'.")]
+
+
+def _teacher_file(teacher: Path) -> Path:
+    return teacher / "teacher.pt" if teacher.is_dir() else teacher
+
+
+def _note_unverified(*paths: Path) -> list[str]:
+    """Say on stderr which inputs were accepted without a manifest; returns them."""
+    from edgefm.train.checkpoint import without_manifest
+    names = without_manifest(*paths)
+    for n in names:
+        err.print(f"[yellow]unverified:[/yellow] {n} has no manifest; its sha256 was not checked", highlight=False)
+    return names
 
 
 @app.command("run")
@@ -32,19 +48,26 @@ def run_cmd(
     infonce_weight: Annotated[float, typer.Option(help="Weight of InfoNCE.")] = 1.0,
     max_train: Annotated[Optional[int], typer.Option(help="Use at most this many train windows.")] = None,
     seed: SeedOpt = 0,
+    overwrite: OverwriteOpt = False,
+    unverified: UnverifiedOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Distil a PPG-seeing teacher into an ACC-only student and fit its heart-rate head."""
     from distill.distill import DistillConfig
     from distill.run import run_distillation
     from distill.deploy import load_student
+    from edgefm.manifest import check_output
+    from edgefm.train.checkpoint import accept_unverified
+    check_output(out_path, overwrite=overwrite, sources=(data, _teacher_file(teacher)))
     cfg = DistillConfig(epochs=epochs, batch_size=batch_size, lr=lr, temperature=temperature,
                         cosine_weight=cosine_weight, mse_weight=mse_weight, infonce_weight=infonce_weight,
                         max_train_windows=max_train, seed=seed, verbose=True)
-    path = run_distillation(data, teacher, out_path, student=student, config=cfg)
+    with accept_unverified(unverified):
+        path = run_distillation(data, teacher, out_path, student=student, config=cfg)
     ld = load_student(path)
     res = {"checkpoint": str(path), "params": ld.student.num_params(), "macs": ld.student.macs(),
-           **ld.meta["metrics"]}
+           **ld.meta["metrics"], "teacher_integrity": "unverified" if unverified and _note_unverified(teacher)
+           else "verified"}
     if json_:
         print_json(res)
     else:
@@ -64,18 +87,26 @@ def eval_cmd(
     seeds: Annotated[int, typer.Option(help="Label draws per fraction.")] = 3,
     epochs: Annotated[int, typer.Option(help="SSL baseline epochs.")] = 10,
     probes: Annotated[str, typer.Option(help="Probes, comma separated (linear, mlp).")] = "linear,mlp",
+    overwrite: OverwriteOpt = False,
+    unverified: UnverifiedOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Held-out evaluation: retrieval, probes at 1/10/100% labels, baselines, teacher ceiling."""
     from distill.run import run_evaluation
     from edgefm.errors import ConfigError
+    from edgefm.manifest import check_output
+    from edgefm.train.checkpoint import accept_unverified
+    check_output(out_dir, overwrite=overwrite, sources=(student_ckpt, data, _teacher_file(teacher)))
     try:
         fr = tuple(float(f) for f in fractions.split(",") if f.strip())
     except ValueError:
         raise ConfigError(f"not a list of numbers: {fractions!r}", field="fractions") from None
-    rep = run_evaluation(student_ckpt, data, teacher, out_dir, baselines=baselines, fractions=fr,
-                         seeds=tuple(range(seeds)), epochs=epochs,
-                         probes=tuple(p.strip() for p in probes.split(",") if p.strip()))
+    with accept_unverified(unverified):
+        rep = run_evaluation(student_ckpt, data, teacher, out_dir, baselines=baselines, fractions=fr,
+                             seeds=tuple(range(seeds)), epochs=epochs,
+                             probes=tuple(p.strip() for p in probes.split(",") if p.strip()), overwrite=overwrite)
+    if unverified:
+        rep = {**rep, "unverified_inputs": _note_unverified(student_ckpt, teacher)}
     if json_:
         print_json(rep)
     else:
@@ -84,13 +115,15 @@ def eval_cmd(
 
 @app.command("info")
 @handle_errors
-def info_cmd(student_ckpt: Annotated[Path, typer.Argument(help="Student checkpoint.")], json_: JsonOpt = False) -> None:
+def info_cmd(student_ckpt: Annotated[Path, typer.Argument(help="Student checkpoint.")],
+             unverified: UnverifiedOpt = False, json_: JsonOpt = False) -> None:
     """Size, input spec, teacher and metrics of a student checkpoint."""
     from distill.deploy import load_student
-    ld = load_student(student_ckpt)
+    ld = load_student(student_ckpt, unverified=unverified)
     res = {"arch": ld.meta["arch"], "params": ld.student.num_params(), "macs": ld.student.macs(),
            "input_spec": ld.input_spec, "output_spec": ld.meta["output_spec"], "teacher": ld.meta["teacher"],
-           "metrics": ld.meta["metrics"], "sha256": ld.meta["sha256"]}
+           "metrics": ld.meta["metrics"], "sha256": ld.meta["sha256"],
+           "integrity": "unverified" if ld.meta["unverified"] else "verified"}
     if json_:
         print_json(res)
     else:

@@ -11,6 +11,23 @@ from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json
 
 app = typer.Typer(no_args_is_help=True)
 
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+UnverifiedOpt = Annotated[bool, typer.Option("--unverified", help="Accept a file without a manifest; every "
+                                             "report then says 'unverified'.")]
+
+
+def _teacher_file(ckpt: Path) -> Path:
+    return ckpt / "teacher.pt" if ckpt.is_dir() else ckpt
+
+
+def _note_unverified(*paths: Path) -> list[str]:
+    """Say on stderr which inputs were accepted without a manifest; returns them."""
+    from edgefm.train.checkpoint import without_manifest
+    names = without_manifest(*paths)
+    for n in names:
+        err.print(f"[yellow]unverified:[/yellow] {n} has no manifest; its sha256 was not checked", highlight=False)
+    return names
+
 
 def _scales(text: str | None) -> tuple[int, ...]:
     if not text:
@@ -54,12 +71,19 @@ def train(
                         "random=0.4,temporal=0.2,interpolate=0.2,extrapolate=0.2.")] = None,
     span_max: Annotated[float, typer.Option("--span-max", help="Longest interpolation/extrapolation gap drawn in "
                         "training, as a fraction of the window.")] = 0.4,
+    overwrite: OverwriteOpt = False,
+    unverified: UnverifiedOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Pretrain the masked-autoencoder teacher on DATA's train split."""
-    from edgefm.data.store import WindowDataset
-    from edgefm.train import TrainConfig, launch, load_checkpoint, parse_mask_mix, pretrain, teacher_for_dataset
+    """Pretrain the masked-autoencoder teacher on DATA's train split.
 
+    An existing non-empty --out is refused unless --overwrite (or --resume, which continues it)."""
+    from edgefm.data.store import WindowDataset
+    from edgefm.manifest import check_output
+    from edgefm.train import TrainConfig, launch, load_checkpoint, parse_mask_mix, pretrain, teacher_for_dataset
+    from edgefm.train.checkpoint import accept_unverified
+
+    check_output(out_dir, overwrite=overwrite, sources=(data,), resumable=resume)
     if steps is None and max_minutes is None:
         steps = 2000
     mix = {"mask_mix": parse_mask_mix(mask_mix)} if mask_mix else {}
@@ -69,16 +93,19 @@ def train(
     kw = {k: v for k, v in (("residual", residual), ("decoder_sees_baseline", decoder_baseline),
                              ("decoder_context", ctx), ("context_residual", context_residual),
                              ("loss", None if loss == "mse" else loss)) if v}
-    if nproc > 1:
-        ckpt = launch(data, out_dir, cfg, size=size, nproc=nproc, resume=resume, model_kw=kw or None)
-    else:
-        ds = WindowDataset(data)
-        import torch
-        torch.manual_seed(seed)
-        ckpt = pretrain(teacher_for_dataset(ds, size, **kw), ds, cfg, out_dir, resume=resume, size=size)
+    resumed_unverified = _note_unverified(out_dir / "teacher.pt") if resume and unverified else []
+    with accept_unverified(unverified):
+        if nproc > 1:
+            ckpt = launch(data, out_dir, cfg, size=size, nproc=nproc, resume=resume, model_kw=kw or None)
+        else:
+            ds = WindowDataset(data)
+            import torch
+            torch.manual_seed(seed)
+            ckpt = pretrain(teacher_for_dataset(ds, size, **kw), ds, cfg, out_dir, resume=resume, size=size)
     ck = load_checkpoint(ckpt)
     res = {"checkpoint": str(ckpt), "sha256": ck["sha256"], "step": ck["step"], "size": ck["size"],
-           "val_loss": ck.get("val_loss"), "train_seconds": ck.get("train_seconds")}
+           "val_loss": ck.get("val_loss"), "train_seconds": ck.get("train_seconds"),
+           "resumed_unverified": bool(resumed_unverified)}
     if as_json:
         print_json(res)
     else:
@@ -94,12 +121,21 @@ def evaluate_cmd(
     split: Annotated[str, typer.Option("--split")] = "test",
     max_windows: Annotated[int, typer.Option("--max-windows")] = 256,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    overwrite: OverwriteOpt = False,
+    unverified: UnverifiedOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """LSM Table 3: imputation, interpolation, extrapolation, sensor imputation vs baselines."""
     from edgefm.eval import EvalConfig, run_eval, table
+    from edgefm.manifest import check_output
+    from edgefm.train.checkpoint import accept_unverified
 
-    res = run_eval(ckpt, data, out_dir, EvalConfig(split=split, max_windows=max_windows, seed=seed))
+    check_output(out_dir, overwrite=overwrite, sources=(_teacher_file(ckpt), data))
+    with accept_unverified(unverified):
+        res = run_eval(ckpt, data, out_dir, EvalConfig(split=split, max_windows=max_windows, seed=seed),
+                       overwrite=overwrite)
+    if unverified and _note_unverified(ckpt):
+        res = {**res, "integrity": "unverified"}
     if as_json:
         print_json(res)
     else:
@@ -111,12 +147,13 @@ def evaluate_cmd(
 @handle_errors
 def info(
     ckpt: Annotated[Path, typer.Argument(help="teacher.pt (or its run directory).")],
+    unverified: UnverifiedOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """What a checkpoint holds: size, config, parameters, FLOPs, data, step, losses."""
     from edgefm.train import load_teacher
 
-    m = load_teacher(ckpt)
+    m = load_teacher(ckpt, unverified=unverified)
     meta = m.meta
     spec = meta.get("input_spec") or {}
     tc = meta.get("train_config") or {}
@@ -124,12 +161,15 @@ def info(
            "total_steps": meta.get("total_steps"), "params": m.num_params(), "encoder_params": m.num_params("encoder"),
            "gflops": m.flops() / 1e9, "model_config": m.cfg.to_dict(), "preset": spec.get("preset"),
            "channels": [c["name"] for c in spec.get("channels", [])], "fs_hz": spec.get("fs_hz"),
-           "dataset": meta.get("dataset"), "train_config": tc}
+           "dataset": meta.get("dataset"), "train_config": tc,
+           "integrity": "unverified" if meta.get("unverified") else "verified"}
     if as_json:
         print_json(res)
         return
     from rich.table import Table
     t = Table(show_header=False, title=f"teacher {meta['size']}")
+    t.add_row("integrity", "unverified (no manifest, sha256 not checked)" if meta.get("unverified")
+              else "verified (sha256 matches the manifest)")
     for k in ("checkpoint", "sha256", "step", "total_steps", "params", "encoder_params", "gflops", "preset", "fs_hz"):
         v = res[k]
         t.add_row(k, f"{v:.3f}" if isinstance(v, float) else str(v))

@@ -32,7 +32,7 @@ __all__ = ["PipelineConfig", "RunResult", "run_pipeline", "build_stages", "valid
            "StageError", "is_run_dir"]
 
 # bump when a stage's code changes what it produces (part of every stage's input hash)
-CODE_VERSION = "pipeline/1"
+CODE_VERSION = "pipeline/2"   # 2: the prune stage writes a code-free checkpoint with a manifest
 RUN_FILE = "pipeline.json"          # marks a run directory (written before the first stage)
 
 _DOC = {"data": "synthetic cohort", "teacher": "pretrain the MAE teacher", "distil": "PPG→ACC distillation",

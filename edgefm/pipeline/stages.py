@@ -231,9 +231,10 @@ def _size(model, spec) -> dict:
 
 
 def _load_pruned(rec: StageRecord):
-    import torch
-    d = torch.load(rec.dir / rec.summary["checkpoint"], map_location="cpu", weights_only=False)
-    return d["model"].eval(), d["input_spec"], d["output_spec"]
+    """(model, input spec, output spec) of the prune stage's code-free, manifest-checked checkpoint."""
+    from edgefm.export.io import load_model
+    lm = load_model(rec.dir / rec.summary["checkpoint"])
+    return lm.model, lm.input_spec, lm.output_spec
 
 
 def stage_prune(ctx: StageContext, inputs: dict) -> dict:
@@ -275,7 +276,11 @@ def stage_prune(ctx: StageContext, inputs: dict) -> dict:
         summary["after"] = summary["before"]
         summary["macs_reduction"] = 0.0
     out_spec = {"name": "heart_rate", "unit": "bpm"}
-    torch.save({"model": model, "input_spec": spec, "output_spec": out_spec}, ctx.dir / "student_pruned.pt")
+    from edgefm.export.io import save_model
+    ck = inputs["distil"].dir / inputs["distil"].summary["checkpoint"]
+    save_model(ctx.dir / "student_pruned.pt", model, input_spec=spec, output_spec=out_spec,
+               source={"checkpoint": str(ck), "sha256": sha256_file(ck)},
+               meta={"prune_amount": p["amount"]})
     summary.update(checkpoint="student_pruned.pt", input_spec=spec)
     return summary
 

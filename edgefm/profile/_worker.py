@@ -6,7 +6,8 @@ variant's own backend is imported. Every backend runs on one thread, so the rati
 kernels, not thread pools. Prints one JSON object on stdout.
 
 Spec: {"kind": "eager"|"pte"|"tflite"|"onnx", "path": str, "runs": int, "warmup": int,
-       "per_layer": bool, "input_shape": [..] | null, "tmp": dir}
+       "per_layer": bool, "input_shape": [..] | null, "tmp": dir,
+       "unverified": bool (eager: accept a checkpoint without a manifest)}
 """
 
 from __future__ import annotations
@@ -173,43 +174,37 @@ def run_pte(spec):
     return res
 
 
-def _load_eager(path: str):
-    """A torch model from a checkpoint: the teacher's ``load_teacher``, a student loader, a
-    pickled module, or a ``torch.export`` program (.pt2). Returns (module, call, kind)."""
-    import torch
-    errors = []
+def _load_eager(path: str, unverified: bool = False):
+    """A torch model from an edgefm checkpoint: a teacher (called through ``embed``), a student
+    (its deployable graph) or a compressed model. Returns (module, call, kind).
+
+    Read through the one checkpoint loader: ``weights_only`` (nothing in the file runs code) and
+    the manifest's sha256 checked (a file without one only with ``unverified``). A ``torch.export``
+    program (.pt2) is refused: ``torch.export.load`` unpickles arbitrary objects."""
+    from edgefm.errors import ManifestError
     if path.endswith(".pt2"):
-        return torch.export.load(path).module(), "forward", "exported"
-    obj = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(obj, torch.nn.Module):
-        return obj, "forward", "module"
-    kind = obj.get("format", "") if isinstance(obj, dict) else ""
-    loaders = [("edgefm.train.checkpoint", "load_teacher"), ("distill.deploy", "load_student")]
-    if "student" in str(kind):
-        loaders.reverse()
-    for modname, fn in loaders:
-        try:
-            mod = __import__(modname, fromlist=[fn])
-            loader = getattr(mod, fn)
-        except (ImportError, AttributeError):
-            continue
-        try:
-            m = loader(path)
-            if hasattr(m, "deployable"):      # distill's LoadedStudent -> the exported graph
-                m = m.deployable()
-            return m, ("embed" if fn == "load_teacher" and hasattr(m, "embed") else "forward"), fn
-        except Exception as e:  # try the next loader
-            errors.append(f"{modname}.{fn}: {type(e).__name__}: {e}")
-    if isinstance(obj, dict) and isinstance(obj.get("model"), torch.nn.Module):
-        return obj["model"], "forward", "module"
-    raise RuntimeError("cannot rebuild a model from this checkpoint; " + "; ".join(errors)[:300])
+        raise ManifestError("torch.export programs (.pt2) are not loaded: torch.export.load unpickles "
+                            "arbitrary objects, which can run code", path=path,
+                            hint="profile the student checkpoint (.pt) or an exported .pte/.tflite/.onnx")
+    from distill import deploy
+    from edgefm.export import io as model_io
+    from edgefm.train import checkpoint as teacher_ck
+    ck = teacher_ck.read_torch_checkpoint(
+        path, {teacher_ck.FORMAT: teacher_ck.VERSION, deploy.FORMAT: deploy.VERSION,
+               model_io.FORMAT: model_io.VERSION}, "teacher, student or model", unverified=unverified,
+        hint_missing="pass a checkpoint written by edgefm", hint_corrupt="the file is corrupted")
+    if ck["format"] == teacher_ck.FORMAT:
+        m = teacher_ck.teacher_from_checkpoint(ck)
+        return m, ("embed" if hasattr(m, "embed") else "forward"), "load_teacher"
+    return model_io.model_from_checkpoint(ck).model, "forward", ("load_student" if ck["format"] == deploy.FORMAT
+                                                                  else "load_model")
 
 
 def run_eager(spec):
     import torch
     torch.set_num_threads(1)
     base = _rss_now_mb()
-    model, call, how = _load_eager(spec["path"])
+    model, call, how = _load_eager(spec["path"], unverified=bool(spec.get("unverified")))
     model.eval()
     shape = spec.get("input_shape")
     if not shape:

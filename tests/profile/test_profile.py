@@ -32,8 +32,8 @@ def tiny():
 def run_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("run")
     m = tiny()
-    torch.save(m, d / "student.pt")
-    write_artifact_manifest(d / "student.pt", {"format": "checkpoint", **SPEC})
+    from edgefm.export.io import save_model           # code-free: state dict + module tree as data
+    save_model(d / "student.pt", m, input_spec=SPEC["input_spec"], source={}, meta={})
     torch.onnx.export(m, (torch.zeros(1, 3, 256),), str(d / "student_fp32.onnx"), dynamo=False,
                       input_names=["x"])
     write_artifact_manifest(d / "student_fp32.onnx", {"format": "onnx", "quantization": {"dtype": "float32"},
