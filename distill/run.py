@@ -65,7 +65,8 @@ def run_distillation(data, teacher, out, *, student: str = DEFAULT_STUDENT,
     metrics = {"hr_head": sel["probe"], "hr_mae_val_bpm": sel["val_mae"],
                "distill_best_val_loss": s.distill_info["best_val_loss"]}
     teacher_info = {"path": str(tpath) if tpath else None, "sha256": sha256_file(tpath) if tpath else None,
-                    "config": teacher.cfg.to_dict() if hasattr(teacher, "cfg") else None}
+                    "config": teacher.cfg.to_dict() if hasattr(teacher, "cfg") else None,
+                    "unverified": bool((getattr(teacher, "meta", None) or {}).get("unverified"))}
     return save_student(out, s, head_from_probe(probe), input_spec=input_spec_for(ds, chans),
                         teacher=teacher_info, metrics=metrics)
 
@@ -102,7 +103,8 @@ def run_evaluation(student_ckpt, data, teacher, out_dir, *, baselines: bool = Tr
                                 config=CompareConfig(fractions=tuple(fractions), seeds=tuple(seeds),
                                                      max_windows=max_windows, probes=tuple(probes)))
     report = {"student": {"name": f"{ld.meta['arch']} ({Path(student_ckpt).name})",
-                          "params": st.num_params(), "macs": st.macs()},
+                          "params": st.num_params(), "macs": st.macs(),
+                          "unverified": bool(ld.meta.get("unverified"))},
               "datasets": {Path(ds.path).name: results}}
     write_report(report, out_dir, {Path(ds.path).name: preds}, overwrite=overwrite)
     return report

@@ -281,6 +281,7 @@ def run_eval(checkpoint, data, out_dir: str | Path, cfg: EvalConfig = EvalConfig
     from edgefm.train.checkpoint import load_teacher
     model = load_teacher(checkpoint) if not isinstance(checkpoint, torch.nn.Module) else checkpoint
     res = evaluate(model, data, cfg)
+    res["unverified"] = bool((getattr(model, "meta", None) or {}).get("unverified"))
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         atomic_write_json(tmp / "eval.json", res)
         plot_reconstructions(model, data, tmp / "reconstructions.png", cfg,
