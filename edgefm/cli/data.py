@@ -1,7 +1,13 @@
-"""`edgefm data ...`: synth, import, window, info, plot."""
+"""`edgefm data ...`: synth, import, window, info, plot.
+
+Every output (`--out`) is checked before any work: never the working folder, a source, or
+inside or around one; an existing non-empty output is replaced only with `--overwrite`.
+Numeric options are checked (finite, in range) and a bad one is a ConfigError naming it.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from enum import Enum
 from pathlib import Path
@@ -10,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json
+from edgefm.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -27,24 +34,43 @@ class PresetName(str, Enum):
     lsm_minutely = "lsm-minutely"
 
 
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+
+
+def _number(value: float, option: str, lo: float, hi: float, *, lo_open: bool = False) -> None:
+    """A finite number in [lo, hi] (or (lo, hi] with ``lo_open``), else a ConfigError naming the option."""
+    ok = math.isfinite(value) and (lo < value if lo_open else lo <= value) and value <= hi
+    if not ok:
+        rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
+        raise ConfigError(f"must be a number in {rng}, got {value}", field=option)
+
+
 @app.command("synth")
 @handle_errors
 def synth_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Cohort directory to write.")],
-    subjects: Annotated[int, typer.Option(help="Number of subjects.")] = 100,
-    days: Annotated[float, typer.Option(help="Days per subject.")] = 1.0,
+    subjects: Annotated[int, typer.Option(help="Number of subjects (1..10000).")] = 100,
+    days: Annotated[float, typer.Option(help="Days per subject (10 minutes to 31 days).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Random seed (the cohort is reproducible).")] = 0,
     raw_minutes: Annotated[float, typer.Option(help="Minutes of raw PPG+ACC segments per subject.")] = 20.0,
     freezing: Annotated[float, typer.Option(help="Fraction of subjects with freezing-of-gait episodes.")] = 0.2,
     traces: Annotated[bool, typer.Option(help="Write one continuous raw ACC trace per subject.")] = True,
+    overwrite: OverwriteOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Generate the synthetic cohort (the embedded default data)."""
-    from edgefm.data.synth import SynthConfig, synthesize
+    from edgefm.data.store import prepare_output
+    from edgefm.data.synth import MAX_DAYS, MAX_SUBJECTS, MIN_DAYS, SynthConfig, synthesize
     t0 = time.perf_counter()
+    _number(subjects, "--subjects", 1, MAX_SUBJECTS)
+    _number(days, "--days", MIN_DAYS, MAX_DAYS)
+    _number(seed, "--seed", 0, 2 ** 63 - 1)
+    _number(raw_minutes, "--raw-minutes", 0, days * 1440 / 2)
+    _number(freezing, "--freezing", 0, 1)
+    prepare_output(out_dir, overwrite=overwrite)
     cfg = SynthConfig(subjects=subjects, days=days, seed=seed, raw_minutes=raw_minutes,
                       freezing_fraction=freezing, traces=traces)
-    path = synthesize(cfg, out_dir)
+    path = synthesize(cfg, out_dir, overwrite=overwrite)
     dt = time.perf_counter() - t0
     if json_:
         print_json({"path": str(path), "seconds": dt})
@@ -64,16 +90,23 @@ def import_cmd(
         help="e4 only: seconds the E4 started before the RespiBAN (quest.csv time base); "
              "default: estimated from the end of the E4 session.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the subject-level train/val/test split.")] = 0,
+    overwrite: OverwriteOpt = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Import real recordings (E4/WESAD, TROIKA, Daphnet, smartwatch HAR, generic CSV)."""
+    """Import real recordings (E4/WESAD, TROIKA, Daphnet, smartwatch HAR, generic CSV).
+
+    Samples outside a channel's physical range are stored as missing; the summary counts them.
+    """
     from edgefm.data.importers import import_dataset
+    from edgefm.data.importers._common import MAX_DURATION_S
     opts: dict = {"seed": seed}
     if fmt == ImportFormat.troika:
         opts["include_extra"] = include_extra
     if fmt == ImportFormat.e4 and quest_offset_s is not None:
+        cap = MAX_DURATION_S["e4"]
+        _number(quest_offset_s, "--quest-offset-s", -cap, cap)
         opts["quest_offset_s"] = quest_offset_s
-    path = import_dataset(fmt.value, src, out_dir, mapping=mapping, **opts)
+    path = import_dataset(fmt.value, src, out_dir, mapping=mapping, overwrite=overwrite, **opts)
     i = _info(path)
     if json_:
         print_json(i)
@@ -81,6 +114,10 @@ def import_cmd(
         msg = f"wrote {path}: {i['subjects']} subjects, {i['recordings']} recordings, {i['hours']:.2f} h"
         if "hr_reference_windows" in i:
             msg += f", {i['hr_reference_windows']['total']} 8 s windows with an hr label"
+        oor = i.get("out_of_range") or {}
+        if oor.get("total"):
+            per = ", ".join(f"{k} {v}" for k, v in sorted(oor.get("channels", {}).items()))
+            msg += f"; {oor['total']} samples outside their physical range marked missing ({per})"
         out.print(msg)
 
 
@@ -90,14 +127,16 @@ def window_cmd(
     src: Annotated[Path, typer.Argument(help="Recordings dataset.")],
     preset: Annotated[PresetName, typer.Option(help="Windowing preset.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Windows dataset to write.")],
+    overwrite: OverwriteOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Cut a recordings dataset into a preset's windows (normalised, sharded, split by subject)."""
-    from edgefm.data.store import info, open_manifest, read_recordings, write_windows
+    from edgefm.data.store import info, open_manifest, prepare_output, read_recordings, write_windows
+    prepare_output(out_dir, overwrite=overwrite, sources=(src,))
     m = open_manifest(src, "recordings")
     path = write_windows(read_recordings(src), out_dir, preset.value,
                          provenance={"source": str(src), "source_provenance": m.get("provenance", {})},
-                         split=m.get("split"))
+                         split=m.get("split"), overwrite=overwrite)
     i = info(path)
     if json_:
         print_json(i)
@@ -168,8 +207,11 @@ def plot_cmd(
     out_png: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("window.png"),
     index: Annotated[int, typer.Option(help="Window (or recording) index.")] = 0,
     seconds: Annotated[float, typer.Option(help="Seconds to show for a recordings dataset.")] = 60.0,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Plot one window: PPG, ACC, HR, mask."""
-    from edgefm.data.plot import plot_dataset
-    p = plot_dataset(path, out_png, index=index, seconds=seconds)
+    from edgefm.data.plot import MAX_SECONDS, plot_dataset
+    _number(index, "--index", 0, 2 ** 63 - 1)
+    _number(seconds, "--seconds", 0, MAX_SECONDS, lo_open=True)
+    p = plot_dataset(path, out_png, index=index, seconds=seconds, overwrite=overwrite)
     out.print(f"wrote {p}")

@@ -23,22 +23,39 @@ from edgefm.errors import ConfigError, DataError
 from edgefm.manifest import atomic_write_bytes
 
 
-def plot_dataset(path: str | Path, out_png: str | Path, index: int = 0, seconds: float = 60.0) -> Path:
-    """Write a PNG of one window or recording excerpt of the dataset at ``path``; returns ``out_png``."""
-    from edgefm.data.store import open_manifest
+#: longest excerpt of a recording a plot may show (seconds): one day
+MAX_SECONDS = 86400.0
+
+
+def plot_dataset(path: str | Path, out_png: str | Path, index: int = 0, seconds: float = 60.0, *,
+                 overwrite: bool = False) -> Path:
+    """Write a PNG of one window or recording excerpt of the dataset at ``path``; returns ``out_png``.
+
+    ``out_png`` is checked first (:func:`edgefm.data.store.prepare_output`): never inside the
+    dataset, an existing file only with ``overwrite``; written atomically.
+    """
+    from edgefm.data.store import prepare_output
 
     path, out_png = Path(path), Path(out_png)
-    if not (np.isfinite(seconds) and seconds > 0):
-        raise ConfigError(f"seconds must be positive, got {seconds}", field="seconds")
-    if index < 0:
-        raise ConfigError(f"index must be >= 0, got {index}", field="index")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or \
+            not (np.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
+        raise ConfigError(f"seconds must be in (0, {MAX_SECONDS:g}], got {seconds}", field="seconds")
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+        raise ConfigError(f"index must be a whole number >= 0, got {index}", field="index")
+    prepare_output(out_png, overwrite=overwrite, sources=(path,))
+    return _plot(path, out_png, index, seconds)
+
+
+def _plot(path: Path, out_png: Path, index: int, seconds: float) -> Path:
+    from edgefm.data.store import open_manifest, output_errors
+
     m = open_manifest(path)
     if m["kind"] == "cohort":  # plot its raw windows, else segments, traces, minutely windows
-        parts = {k: p.get("path", k) for k, p in m.get("parts", {}).items()}
+        parts = {k: p.get("path", k) for k, p in m["parts"].items()}
         for part in ("raw", "segments", "traces", "minutely", *parts):
             sub = path / parts.get(part, part)
             if (sub / "manifest.json").is_file():
-                return plot_dataset(sub, out_png, index, seconds)
+                return _plot(sub, out_png, index, seconds)
         raise DataError("cohort has no readable part (raw/, segments/, traces/, minutely/)", path=path)
     if m["kind"] == "recordings":
         panels, title = _from_recording(path, m, index, seconds)
@@ -46,7 +63,9 @@ def plot_dataset(path: str | Path, out_png: str | Path, index: int = 0, seconds:
         panels, title = _from_window(path, index)
     else:
         raise DataError(f"cannot plot a {m['kind']!r} dataset", path=path, field="kind")
-    atomic_write_bytes(out_png, _render(panels, title))
+    png = _render(panels, title)
+    with output_errors(out_png):
+        atomic_write_bytes(out_png, png)
     return out_png
 
 

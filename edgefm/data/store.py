@@ -18,7 +18,9 @@ trains and evaluates.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -27,8 +29,8 @@ import numpy as np
 
 from edgefm.data.recording import ChannelSpec, LabelTrack, Recording, Stream
 from edgefm.data.windows import Preset, Windows, get_preset, window_recording
-from edgefm.errors import DataError, ManifestError
-from edgefm.manifest import SCHEMA_VERSION, atomic_dir, atomic_write_json, read_json, sha256_file
+from edgefm.errors import ConfigError, DataError, ManifestError
+from edgefm.manifest import SCHEMA_VERSION, atomic_dir, atomic_write_json, read_json, safe_name, sha256_file
 
 SPLITS = ("train", "val", "test")
 
@@ -54,30 +56,92 @@ def subject_split(subjects: Iterable[str], fractions=(0.7, 0.15, 0.15), seed: in
 
 
 def file_provenance(paths: Iterable[str | Path], root: str | Path | None = None) -> list[dict]:
-    """[{path, sha256, bytes}] for source files (paths relative to ``root`` when given)."""
+    """[{path, sha256, bytes}] for source files.
+
+    ``path`` is relative to ``root`` when the file lies inside it (both resolved), else the
+    file's absolute resolved path (e.g. a CSV mapping kept in another folder).
+    """
     out = []
+    rr = Path(root).resolve() if root else None
     for p in sorted(map(Path, paths)):
-        rel = str(p.relative_to(root)) if root else str(p)
-        out.append({"path": rel, "sha256": sha256_file(p), "bytes": p.stat().st_size})
+        rp = p.resolve()
+        rel = str(rp.relative_to(rr)) if rr is not None and rp.is_relative_to(rr) else \
+            (str(rp) if rr is not None else str(p))
+        try:
+            out.append({"path": rel, "sha256": sha256_file(p), "bytes": p.stat().st_size})
+        except OSError as e:
+            raise DataError(f"cannot read source file: {e.strerror or e}", path=p) from e
     return out
+
+
+# ---------------------------------------------------------------- outputs
+
+def prepare_output(out: str | Path, *, overwrite: bool = False, sources: tuple = (),
+                   option: str = "--out") -> Path:
+    """Check a data output before any work: :func:`edgefm.manifest.check_output` (never the
+    working folder, a symlink, a source or anything around or inside one; an existing non-empty
+    path only with ``overwrite``), then that it can be created (its nearest existing ancestor
+    is a writable folder, not a file). Raises :class:`ConfigError` naming ``option``."""
+    from edgefm.manifest import check_output
+    out = check_output(out, overwrite=overwrite, sources=tuple(s for s in sources if s is not None),
+                       option=option)
+    full = Path(os.path.abspath(out))
+    for p in (full, *full.parents):
+        if not p.exists():
+            continue
+        if p != full:
+            if not p.is_dir():
+                raise ConfigError(f"cannot be created: {p} is a file, not a folder", path=out, field=option,
+                                  hint=f"choose another {option}")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise ConfigError(f"cannot be created: {p} is not writable", path=out, field=option,
+                                  hint=f"choose another {option}")
+        break
+    return out
+
+
+@contextlib.contextmanager
+def output_errors(out: str | Path, option: str = "--out") -> Iterator[None]:
+    """Turn an OSError raised while writing ``out`` (a read-only or virtual file system, a full
+    disk, a path component that is a file) into a :class:`ConfigError` naming it and ``option``;
+    one about another file (a source read) into a :class:`DataError` naming that file."""
+    try:
+        yield
+    except OSError as e:
+        fn = Path(os.path.abspath(e.filename)) if isinstance(e.filename, (str, Path)) else None
+        full = Path(os.path.abspath(out))
+        ours = fn is None or fn == full or fn in full.parents or (
+            fn.is_relative_to(full.parent) and fn.relative_to(full.parent).parts[0].lstrip(".").startswith(full.name))
+        if ours:
+            raise ConfigError(f"cannot write the output: {e.strerror or e}", path=e.filename or out, field=option,
+                              hint=f"choose an {option} in a writable folder with free space") from e
+        raise DataError(f"cannot read: {e.strerror or e}", path=e.filename) from e
 
 
 # ---------------------------------------------------------------- recordings store
 
 def write_recordings(recs: Iterable[Recording], out: str | Path, *, provenance: dict,
-                     split: dict[str, list[str]] | None = None, seed: int = 0) -> Path:
+                     split: dict[str, list[str]] | None = None, seed: int = 0,
+                     overwrite: bool = False) -> Path:
     """Write recordings atomically to ``out``; returns ``out``.
 
-    ``provenance``: {"source": "...", "files": [...]} or {"generator": {...params}}.
+    ``provenance``: {"source": "...", "files": [...]} or {"generator": {...params}}; it is
+    serialised after the last recording was consumed (an importer may fill in counts while
+    ``recs`` streams). An existing non-empty ``out`` is replaced only with ``overwrite``.
+    Stream, label and event names must be safe file names (:func:`edgefm.manifest.safe_name`);
+    a recording id becomes a safe folder name (:func:`recording_dir`).
     """
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    with output_errors(out), atomic_dir(out, overwrite=overwrite) as tmp:
         entries, subjects = [], []
         for rec in recs:
-            rd = tmp / "recordings" / _safe(rec.id)
+            rd = tmp / "recordings" / recording_dir(rec.id)
             if rd.exists():
                 raise DataError(f"two recordings share the id {rec.id!r}", path=out, field="id",
                                 hint="give each recording a unique id")
+            for kind, names in (("channel", rec.streams), ("label", rec.labels), ("event", rec.events)):
+                for name in names:
+                    safe_name(name, what=kind, path=out)
             rd.mkdir(parents=True)
             streams = {}
             for name, s in rec.streams.items():
@@ -108,46 +172,236 @@ def write_recordings(recs: Iterable[Recording], out: str | Path, *, provenance: 
     return out
 
 
-def _safe(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
+def recording_dir(rec_id: str) -> str:
+    """The folder name of a recording: its id with every character other than ASCII letters,
+    digits and ``- _ . +`` replaced by ``_``, ``..`` broken up, a leading non-alphanumeric
+    prefixed with ``r``, and ids over 100 characters cut and suffixed with a hash. The result
+    always passes :func:`edgefm.manifest.safe_name` (one path component, inside the output)."""
+    s = "".join(c if (c.isascii() and c.isalnum()) or c in "-_.+" else "_" for c in str(rec_id))
+    while ".." in s:
+        s = s.replace("..", "_.")
+    if not s[:1].isalnum():
+        s = "r" + s
+    if len(s) > 100:
+        s = s[:83] + "-" + hashlib.sha256(str(rec_id).encode()).hexdigest()[:16]
+    return safe_name(s, what="recording id")
 
 
 def open_manifest(path: str | Path, kind: str | None = None) -> dict:
+    """The dataset manifest at ``path/manifest.json``, checked before anyone indexes into it.
+
+    Raises :class:`ManifestError` naming ``manifest.json`` and the field for a missing or
+    unparsable file, an unknown schema or kind, a missing or mistyped key, a member name that
+    is not one safe path component, or inconsistent sizes (normalisation vs. channels).
+    """
     path = Path(path)
     if not path.is_dir():
         raise ManifestError("not a dataset directory", path=path,
                             hint="run `edgefm data synth` or `edgefm data import` first")
-    m = read_json(path / "manifest.json")
+    mf = path / "manifest.json"
+    m = read_json(mf)
+    if not isinstance(m, dict):
+        raise ManifestError(f"must be a JSON object, got {type(m).__name__}", path=mf)
     if m.get("schema_version") != SCHEMA_VERSION:
-        raise ManifestError(f"unknown schema_version {m.get('schema_version')!r}", path=path / "manifest.json",
-                            field="schema_version")
+        raise ManifestError(f"unknown schema_version {m.get('schema_version')!r}", path=mf, field="schema_version")
     if kind and m.get("kind") != kind:
         raise ManifestError(f"is a {m.get('kind')!r} dataset, expected {kind!r}", path=path, field="kind")
+    _check_manifest(m, mf)
     return m
+
+
+class _Check:
+    """Field checks for one manifest; every failure is a ManifestError naming file and field."""
+
+    def __init__(self, mf: Path):
+        self.mf = mf
+
+    def fail(self, field: str, msg: str):
+        raise ManifestError(msg, path=self.mf, field=field,
+                            hint="the dataset is corrupt or was edited; write it again")
+
+    def get(self, d: dict, key: str, typ, field: str):
+        if not isinstance(d, dict) or key not in d:
+            self.fail(field, "missing")
+        v = d[key]
+        if typ is float:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+                self.fail(field, f"must be a finite number, got {str(v)[:40]!r}")
+        elif typ is int:
+            if isinstance(v, bool) or not isinstance(v, int):
+                self.fail(field, f"must be a whole number, got {str(v)[:40]!r}")
+        elif not isinstance(v, typ):
+            self.fail(field, f"must be a {getattr(typ, '__name__', typ)}, got {type(v).__name__}")
+        return v
+
+    def name(self, v, field: str) -> str:
+        try:
+            return safe_name(v, what=field)
+        except DataError as e:
+            self.fail(field, e.message)
+
+    def channel(self, d, field: str) -> ChannelSpec:
+        for k in ("name", "modality", "unit"):
+            self.get(d, k, str, f"{field}.{k}")
+        if self.get(d, "fs_hz", float, f"{field}.fs_hz") <= 0:
+            self.fail(f"{field}.fs_hz", "must be positive")
+        return ChannelSpec.from_dict(d)
+
+    def count(self, d, key: str, field: str, required: bool = False):
+        if key in d or required:
+            if self.get(d, key, int, field) < 0:
+                self.fail(field, "must be >= 0")
+
+
+def _check_manifest(m: dict, mf: Path) -> None:
+    c = _Check(mf)
+    kind = m.get("kind")
+    subjects = c.get(m, "subjects", list, "subjects")
+    if not all(isinstance(s, str) for s in subjects):
+        c.fail("subjects", "must be a list of names")
+    if c.get(m, "hours", float, "hours") < 0:
+        c.fail("hours", "must be >= 0")
+    split = c.get(m, "split", dict, "split")
+    for k, v in split.items():
+        if not isinstance(v, list):
+            c.fail(f"split.{k}", "must be a list of subjects")
+    if kind == "recordings":
+        recs = c.get(m, "recordings", list, "recordings")
+        for i, e in enumerate(recs):
+            f = f"recordings[{i}]"
+            c.get(e, "id", str, f"{f}.id")
+            c.name(c.get(e, "dir", str, f"{f}.dir"), f"{f}.dir")
+            c.get(e, "subject", str, f"{f}.subject")
+            c.get(e, "start_time", float, f"{f}.start_time")
+            dur = c.get(e, "duration_s", float, f"{f}.duration_s")
+            longest = 0.0
+            for n, d in c.get(e, "streams", dict, f"{f}.streams").items():
+                c.name(n, f"{f}.streams")
+                spec = c.channel(d, f"{f}.streams.{n}")
+                c.count(d, "n", f"{f}.streams.{n}.n")
+                longest = max(longest, d.get("n", 0) / spec.fs_hz)
+            sized = all("n" in d for d in e["streams"].values())
+            if dur < 0 or (sized and dur > longest + 1.0):  # readers size arrays by it: match the streams
+                c.fail(f"{f}.duration_s", f"must be the longest stream's duration ({longest:g} s), got {dur:g}")
+            for n, d in c.get(e, "labels", dict, f"{f}.labels").items():
+                c.name(n, f"{f}.labels")
+                if c.get(d, "kind", str, f"{f}.labels.{n}.kind") not in ("continuous", "categorical"):
+                    c.fail(f"{f}.labels.{n}.kind", "must be continuous or categorical")
+                if c.get(d, "fs_hz", float, f"{f}.labels.{n}.fs_hz") <= 0:
+                    c.fail(f"{f}.labels.{n}.fs_hz", "must be positive")
+                if not isinstance(d.get("classes", []), list):
+                    c.fail(f"{f}.labels.{n}.classes", "must be a list")
+                c.count(d, "n", f"{f}.labels.{n}.n")
+            for n, d in c.get(e, "events", dict, f"{f}.events").items():
+                c.name(n, f"{f}.events")
+                c.get(e["events"], n, dict, f"{f}.events.{n}")
+                c.count(d, "n", f"{f}.events.{n}.n")
+    elif kind == "windows":
+        p = c.get(m, "preset", dict, "preset")
+        if c.get(p, "fs_hz", float, "preset.fs_hz") <= 0:
+            c.fail("preset.fs_hz", "must be positive")
+        for k in ("window", "hop"):
+            if c.get(p, k, int, f"preset.{k}") <= 0:
+                c.fail(f"preset.{k}", "must be positive")
+        chans = c.get(m, "channels", list, "channels")
+        if not chans:
+            c.fail("channels", "must not be empty")
+        for i, d in enumerate(chans):
+            c.channel(d, f"channels[{i}]")
+        nm = c.get(m, "normalisation", dict, "normalisation")
+        for k in ("mean", "std"):
+            v = c.get(nm, k, list, f"normalisation.{k}")
+            if len(v) != len(chans) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                and np.isfinite(x) for x in v):
+                c.fail(f"normalisation.{k}", f"must be {len(chans)} finite numbers (one per channel)")
+        if not all(x > 0 for x in nm["std"]):
+            c.fail("normalisation.std", "must be positive")
+        for i, sh in enumerate(c.get(m, "shards", list, "shards")):
+            c.name(c.get(sh, "name", str, f"shards[{i}].name"), f"shards[{i}].name")
+            if c.get(sh, "split", str, f"shards[{i}].split") not in SPLITS:
+                c.fail(f"shards[{i}].split", f"must be one of {', '.join(SPLITS)}")
+            c.count(sh, "n", f"shards[{i}].n", required=True)
+        c.count(m, "n_windows", "n_windows", required=True)
+        for n, d in c.get(m, "labels", dict, "labels").items():
+            c.get(m["labels"], n, dict, f"labels.{n}")
+            if not isinstance(d.get("classes", []), list):
+                c.fail(f"labels.{n}.classes", "must be a list")
+        mf_ = c.get(m, "missing_fraction", list, "missing_fraction")
+        if len(mf_) != len(chans):
+            c.fail("missing_fraction", f"must have {len(chans)} entries (one per channel)")
+    elif kind == "cohort":
+        for name, part in c.get(m, "parts", dict, "parts").items():
+            c.get(m["parts"], name, dict, f"parts.{name}")
+            c.name(part.get("path", name), f"parts.{name}.path")
+    else:
+        c.fail("kind", f"unknown dataset kind {kind!r} (expected recordings, windows or cohort)")
+
+
+def load_member(path: Path, *, shape: tuple | None = None, kinds: str = "fiub", mmap: bool = True,
+                what: str = "array") -> np.ndarray:
+    """One ``.npy`` member of a dataset, checked: a missing, unreadable, pickled, or wrongly
+    typed or shaped file is a :class:`DataError` naming it. ``shape`` entries of None are free.
+    Opened memory-mapped first (only the header is read), so a header that claims a huge shape
+    cannot allocate; ``mmap=False`` copies it into memory after the checks."""
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{what} file is missing", path=path,
+                        hint="the dataset is incomplete; write it again") from None
+    except Exception as e:  # OSError, ValueError (bad header, pickled data), EOFError, ...
+        raise DataError(f"cannot read {what}: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}",
+                        path=path, hint="the file is corrupt; write the dataset again") from e
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in kinds:
+        raise DataError(f"{what} has dtype {getattr(a, 'dtype', type(a).__name__)}, expected "
+                        f"{'/'.join({'f': 'float', 'i': 'int', 'u': 'uint', 'b': 'bool'}[k] for k in kinds)}",
+                        path=path)
+    if shape is not None and (a.ndim != len(shape) or any(w is not None and w != g for w, g in zip(shape, a.shape))):
+        want = tuple("*" if w is None else w for w in shape)
+        raise DataError(f"{what} has shape {a.shape}, the manifest says {want}",
+                        path=path, hint="the file is truncated or from another dataset")
+    return a if mmap else np.array(a)
+
+
+def _entry_arrays(path: Path, e: dict, mmap: bool = True):
+    """(streams, labels, events) of one manifest entry, every member checked."""
+    rd = path / "recordings" / e["dir"]
+    streams = {}
+    for n, d in e["streams"].items():
+        shp = (d.get("n"),)
+        data = load_member(rd / f"{n}.npy", shape=shp, kinds="f", mmap=mmap, what=f"channel {n}")
+        valid = load_member(rd / f"{n}.valid.npy", shape=(data.shape[0],), kinds="b", mmap=mmap,
+                            what=f"validity of channel {n}")
+        streams[n] = (ChannelSpec.from_dict(d), data, valid)
+    labels = {n: load_member(rd / f"label.{n}.npy", shape=(d.get("n"),),
+                             kinds="f" if d["kind"] == "continuous" else "iu", mmap=False, what=f"label {n}")
+              for n, d in e["labels"].items()}
+    events = {n: load_member(rd / f"event.{n}.npy", shape=(d.get("n"),), kinds="fiu", mmap=False,
+                             what=f"event {n}")
+              for n, d in e["events"].items()}
+    return streams, labels, events
 
 
 def read_recordings(path: str | Path, subjects: Iterable[str] | None = None,
                     mmap: bool = True) -> Iterator[Recording]:
-    """Stream recordings back (arrays memory-mapped)."""
+    """Stream recordings back (arrays memory-mapped). A missing or corrupt member is a
+    :class:`DataError` naming the file."""
     path = Path(path)
     m = open_manifest(path, "recordings")
     want = set(subjects) if subjects is not None else None
-    mode = "r" if mmap else None
     for e in m["recordings"]:
         if want is not None and e["subject"] not in want:
             continue
         rd = path / "recordings" / e["dir"]
+        sa, la, ev = _entry_arrays(path, e, mmap)
         try:
-            streams = {n: Stream(ChannelSpec.from_dict(d), np.load(rd / f"{n}.npy", mmap_mode=mode),
-                                 np.load(rd / f"{n}.valid.npy", mmap_mode=mode))
-                       for n, d in e["streams"].items()}
-            labels = {n: LabelTrack(n, d["kind"], d["fs_hz"], np.load(rd / f"label.{n}.npy"),
-                                    unit=d.get("unit", ""), classes=tuple(d.get("classes", ())))
+            streams = {n: Stream(spec, data, valid) for n, (spec, data, valid) in sa.items()}
+            labels = {n: LabelTrack(n, d["kind"], d["fs_hz"], la[n], unit=d.get("unit", ""),
+                                    classes=tuple(d.get("classes", ())))
                       for n, d in e["labels"].items()}
-            events = {n: np.load(rd / f"event.{n}.npy") for n in e["events"]}
-        except (OSError, ValueError) as ex:
-            raise DataError(f"cannot read recording {e['id']}: {ex}", path=rd) from ex
-        yield Recording(e["subject"], e["start_time"], streams, labels, events, e.get("meta", {}), id=e["id"])
+            rec = Recording(e["subject"], e["start_time"], streams, labels, ev, e.get("meta", {}), id=e["id"])
+        except DataError as ex:
+            raise DataError(f"cannot read recording {e['id']}: {ex.message}", path=rd, field=ex.field) from ex
+        yield rec
 
 
 # ---------------------------------------------------------------- windows store
@@ -179,17 +433,20 @@ class _Stats:
 def write_windows(recs: Iterable[Recording], out: str | Path, preset: Preset | str, *,
                   provenance: dict, split: dict[str, list[str]] | None = None,
                   subjects: list[str] | None = None, shard_size: int = 4096,
-                  normalise: bool = True) -> Path:
+                  normalise: bool = True, overwrite: bool = False) -> Path:
     """Window ``recs`` with ``preset`` and write a sharded, normalised-on-read dataset.
 
     ``split`` maps split -> subjects; subjects not in it go to train. Normalisation statistics
-    come from the train split's observed samples only.
+    come from the train split's observed samples only. An existing non-empty ``out`` is
+    replaced only with ``overwrite``.
     """
     preset = get_preset(preset)
     out = Path(out)
     split = split or {}
     where = {s: k for k, subs in split.items() for s in subs}
-    with atomic_dir(out) as tmp:
+    if not (isinstance(shard_size, (int, np.integer)) and shard_size > 0):
+        raise ConfigError(f"shard_size must be a positive whole number, got {shard_size!r}", field="shard_size")
+    with output_errors(out), atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "shards").mkdir()
         buf: dict[str, list[Windows]] = {k: [] for k in SPLITS}
         counts = {k: 0 for k in SPLITS}
@@ -258,6 +515,30 @@ def write_windows(recs: Iterable[Recording], out: str | Path, preset: Preset | s
     return out
 
 
+def load_shard_meta(path: Path, n: int, n_subjects: int) -> dict[str, np.ndarray]:
+    """A shard's ``.meta.npz`` (subject codes, start times, ``label_*`` per label),
+    read into memory and checked: a :class:`DataError` naming the file for a missing, corrupt,
+    pickled or inconsistent member."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise DataError("shard metadata file is missing", path=path, hint="the dataset is incomplete") from None
+    except Exception as e:  # BadZipFile, ValueError (pickled), OSError, EOFError, AttributeError (not an npz)
+        raise DataError(f"cannot read shard metadata: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}",
+                        path=path, hint="the file is corrupt; write the dataset again") from e
+    for k in ("subject", "start_time"):  # a label_* member may be absent (a shard written before it was seen)
+        if k not in meta:
+            raise DataError("member missing", path=path, field=k)
+    for k, v in meta.items():
+        if v.shape != (n,) or v.dtype.kind not in "fiub":
+            raise DataError(f"has shape {v.shape} and dtype {v.dtype}, expected ({n},) numbers", path=path, field=k)
+    sub = meta["subject"]
+    if sub.dtype.kind not in "iu" or (n and (sub.min() < 0 or sub.max() >= n_subjects)):
+        raise DataError(f"subject codes must index the manifest's {n_subjects} subjects", path=path, field="subject")
+    return meta
+
+
 @dataclass
 class WindowDataset:
     """A windows dataset on disk, read lazily.
@@ -296,13 +577,14 @@ class WindowDataset:
         return sum(s["n"] for s in self.shards(split))
 
     def _open(self, name: str):
+        """(x, mask, meta) of one shard, memory-mapped; every member checked against the
+        manifest (shape, dtype, label keys, subject codes): a :class:`DataError` naming the file."""
         d = self.path / "shards"
-        try:
-            x = np.load(d / f"{name}.x.npy", mmap_mode="r")
-            m = np.load(d / f"{name}.mask.npy", mmap_mode="r")
-            meta = dict(np.load(d / f"{name}.meta.npz"))
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot read shard {name}: {e}", path=d / name) from e
+        n = next((s["n"] for s in self.manifest["shards"] if s["name"] == name), None)
+        shape = (n, len(self.channels), self.window)
+        x = load_member(d / f"{name}.x.npy", shape=shape, kinds="f", what="shard windows")
+        m = load_member(d / f"{name}.mask.npy", shape=x.shape, kinds="b", what="shard mask")
+        meta = load_shard_meta(d / f"{name}.meta.npz", x.shape[0], len(self.subjects))
         return x, m, meta
 
     def normalise(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -382,7 +664,7 @@ def info(path: str | Path) -> dict:
     path = Path(path)
     m = open_manifest(path)
     if m.get("kind") == "cohort":  # a synthetic cohort: aggregate, with each part's own info
-        parts = {name: info(path / p.get("path", name)) for name, p in m.get("parts", {}).items()}
+        parts = {name: info(path / p.get("path", name)) for name, p in m["parts"].items()}
         return {"path": str(path), "kind": "cohort", "subjects": len(m["subjects"]),
                 "subject_ids": m["subjects"], "hours": round(float(m["hours"]), 3),
                 "split": {k: len(v) for k, v in m["split"].items()}, "parts": parts}
@@ -392,18 +674,19 @@ def info(path: str | Path) -> dict:
     if m["kind"] == "recordings":
         chans, miss, lab = {}, {}, {}
         for e in m["recordings"]:
-            rd = path / "recordings" / e["dir"]
+            streams, labels, _ = _entry_arrays(path, e)  # every member opened and checked
             for n, d in e["streams"].items():
                 chans.setdefault(n, {"modality": d["modality"], "unit": d["unit"], "fs_hz": d["fs_hz"]})
-                v = np.load(rd / f"{n}.valid.npy", mmap_mode="r")
+                v = streams[n][2]
                 a = miss.setdefault(n, [0, 0])
                 a[0] += int(v.size - np.count_nonzero(v)); a[1] += int(v.size)
             for n, d in e["labels"].items():
-                vals = np.load(rd / f"label.{n}.npy")
+                vals = labels[n]
                 c = lab.setdefault(n, {})
                 if d["kind"] == "categorical":
                     for code, cnt in zip(*np.unique(vals[vals >= 0], return_counts=True)):
-                        name = d["classes"][code] if code < len(d["classes"]) else str(code)
+                        cl = d.get("classes", [])
+                        name = str(cl[code]) if code < len(cl) else str(code)
                         c[name] = c.get(name, 0) + int(cnt)
                 else:
                     c["n_known"] = c.get("n_known", 0) + int(np.isfinite(vals).sum())
@@ -411,8 +694,11 @@ def info(path: str | Path) -> dict:
         out["channels"] = chans
         out["missing_fraction"] = {n: round(a[0] / max(a[1], 1), 4) for n, a in miss.items()}
         out["labels"] = lab
+        oor = m.get("provenance", {}).get("out_of_range") if isinstance(m.get("provenance"), dict) else None
+        if isinstance(oor, dict):
+            out["out_of_range"] = oor
     else:
-        out["preset"] = m["preset"]["preset"]
+        out["preset"] = str(m["preset"].get("preset", ""))
         out["n_windows"] = m["n_windows"]
         out["channels"] = {c["name"]: {"modality": c["modality"], "unit": c["unit"], "fs_hz": c["fs_hz"]}
                            for c in m["channels"]}
@@ -420,7 +706,7 @@ def info(path: str | Path) -> dict:
         ds = WindowDataset(path)
         lab = {}
         for s in ds.shards():
-            meta = dict(np.load(path / "shards" / f"{s['name']}.meta.npz"))
+            _, _, meta = ds._open(s["name"])  # x, mask and meta checked against the manifest
             for k, v in meta.items():
                 if not k.startswith("label_"):
                     continue
@@ -430,7 +716,7 @@ def info(path: str | Path) -> dict:
                 if li.get("kind") == "categorical":
                     for code, cnt in zip(*np.unique(v[v >= 0], return_counts=True)):
                         cl = li.get("classes", [])
-                        key = cl[code] if code < len(cl) else str(code)
+                        key = str(cl[code]) if code < len(cl) else str(code)
                         c[key] = c.get(key, 0) + int(cnt)
                 else:
                     c["n_known"] = c.get("n_known", 0) + int(np.isfinite(v).sum())

@@ -99,6 +99,13 @@ EPOCH0 = 1704067200.0
 GENERATOR_VERSION = "1"
 
 _CHUNK_S = 3600  # ACC is rendered (and seeded) in chunks of this many seconds
+#: longest recording per subject (days): the 1 Hz latent state is held whole (~60 bytes per
+#: second, ~160 MB for 31 days), as is a whole-day trace in ``synth_acc_trace``
+MAX_DAYS = 31.0
+MIN_DAYS = 600 / 86400  # ten minutes
+#: largest cohort (subjects are generated one after another; segments and minute features of all
+#: subjects are held until written)
+MAX_SUBJECTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,9 @@ class SynthConfig:
     """Every parameter of the synthetic cohort (all recorded in the manifest).
 
     Sizes and rates:
-        subjects, days: cohort size and recording length per subject (days may be fractional).
+        subjects, days: cohort size (1..MAX_SUBJECTS) and recording length per subject (days may
+            be fractional; at least 10 minutes, at most MAX_DAYS = 31). Every number must be
+            finite; an invalid one is a ConfigError naming the field.
         seed: everything derives from (seed, subject index).
         raw_minutes: minutes of raw PPG+ACC segments per subject (split in segment_minutes).
         freezing_fraction: share of subjects with freezing-of-gait episodes.
@@ -157,11 +166,17 @@ class SynthConfig:
     def __post_init__(self):
         def bad(field, msg):
             raise ConfigError(msg, field=field)
-        if not isinstance(self.subjects, (int, np.integer)) or self.subjects < 1:
-            bad("subjects", f"subjects must be a positive integer, got {self.subjects!r}")
-        if not (math.isfinite(self.days) and self.days > 0):
-            bad("days", f"days must be positive, got {self.days!r}")
-        if self.days * 86400 < 600:
+        for f in dataclasses.fields(self):  # every number finite before any is used
+            v = getattr(self, f.name)
+            for x in (v if isinstance(v, tuple) else (v,)):
+                if isinstance(x, (float, np.floating)) and not math.isfinite(x):
+                    bad(f.name, f"{f.name} must be a finite number, got {v!r}")
+        if isinstance(self.subjects, bool) or not isinstance(self.subjects, (int, np.integer)) \
+                or not 1 <= self.subjects <= MAX_SUBJECTS:
+            bad("subjects", f"subjects must be a whole number in 1..{MAX_SUBJECTS}, got {self.subjects!r}")
+        if not (math.isfinite(self.days) and 0 < self.days <= MAX_DAYS):
+            bad("days", f"days must be in (0, {MAX_DAYS:g}], got {self.days!r}")
+        if self.days < MIN_DAYS:
             bad("days", "days must cover at least 10 minutes")
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             bad("seed", f"seed must be a non-negative integer, got {self.seed!r}")
@@ -194,8 +209,14 @@ class SynthConfig:
                 bad(f, f"{f} must be a non-negative number, got {v!r}")
         if self.exercise_prob > 1:
             bad("exercise_prob", "exercise_prob must be <= 1")
-        if self.acc_range_g <= 1.5:
-            bad("acc_range_g", "acc_range_g must exceed 1.5 g")
+        if not 1.5 < self.acc_range_g <= 64:
+            bad("acc_range_g", "acc_range_g must be in (1.5, 64] g")
+        for f in ("wake_hour", "bed_hour"):
+            if not 0 <= getattr(self, f) < 24:
+                bad(f, f"{f} must be in [0, 24)")
+        for f in ("hr_tau_on_s", "hr_tau_off_s", "walk_bout_median_min", "hr_rest_mean"):
+            if not getattr(self, f) > 0:
+                bad(f, f"{f} must be positive")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -1035,19 +1056,24 @@ def synth_acc_trace(days: float, seed: int, fs_hz: float = 32.0, freezing: bool 
 
 # ---------------------------------------------------------------- the cohort directory
 
-def synthesize(cfg: SynthConfig, out: str | Path, workers: int | None = None) -> Path:
+def synthesize(cfg: SynthConfig, out: str | Path, workers: int | None = None, *,
+               overwrite: bool = False) -> Path:
     """Write the cohort directory ``out`` atomically; returns ``out``.
 
     ``workers``: processes over subjects (default: min(2, CPUs), 1 for tiny cohorts).
-    The output does not depend on it.
+    The output does not depend on it. ``out`` is checked before any work
+    (:func:`edgefm.data.store.prepare_output`); an existing non-empty ``out`` is replaced only
+    with ``overwrite``.
     """
-    from edgefm.data.store import subject_split, write_recordings, write_windows
+    from edgefm.data.store import output_errors, prepare_output, subject_split, write_recordings, write_windows
     from edgefm.data.windows import LSM_MINUTELY, WRIST_RAW
     from edgefm.manifest import SCHEMA_VERSION, atomic_dir, atomic_write_json, package_versions
 
     if not isinstance(cfg, SynthConfig):
         raise ConfigError("synthesize needs a SynthConfig", field="cfg")
-    out = Path(out)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256):
+        raise ConfigError(f"workers must be a whole number in 1..256, got {workers!r}", field="workers")
+    out = prepare_output(out, overwrite=overwrite)
     ids = [subject_id(i) for i in range(cfg.subjects)]
     split = subject_split(ids, seed=cfg.seed)
     if workers is None:
@@ -1075,7 +1101,7 @@ def synthesize(cfg: SynthConfig, out: str | Path, workers: int | None = None) ->
             if trace is not None:
                 yield trace
 
-    with atomic_dir(out) as tmp:
+    with output_errors(out), atomic_dir(out, overwrite=overwrite) as tmp:
         parts = {}
         if cfg.traces:
             write_recordings(traces(), tmp / "traces", provenance=provenance, split=split)

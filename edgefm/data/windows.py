@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable, Iterable
@@ -21,6 +22,11 @@ from scipy import signal as sps
 from edgefm.data.lsm_signals import LSM_SIGNALS, MINUTE_HZ
 from edgefm.data.recording import ChannelSpec, LabelTrack, Recording, Stream
 from edgefm.errors import ConfigError, DataError, ShapeError
+
+
+#: longest window (and hop) a preset may have, in samples: 2**20, about 9 h at 32 Hz; a window
+#: is allocated per channel and per batch row, so a stray 1e9 s must fail before any array exists
+MAX_WINDOW_SAMPLES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -46,11 +52,19 @@ class Preset:
     pad_short: bool = False
 
     def __post_init__(self):
-        if self.window_s <= 0 or self.hop_s <= 0:
-            raise ConfigError("window_s and hop_s must be positive", field="window_s/hop_s")
+        for name in ("fs_hz", "window_s", "hop_s"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name} must be a positive finite number, got {v!r}", field=name)
+        if isinstance(self.min_valid, bool) or not isinstance(self.min_valid, (int, float)) \
+                or not (0.0 <= self.min_valid <= 1.0):
+            raise ConfigError(f"min_valid must be a fraction in [0, 1], got {self.min_valid!r}", field="min_valid")
         for name, v in (("window_s", self.window_s), ("hop_s", self.hop_s)):
             n = v * self.fs_hz
-            if abs(n - round(n)) > 1e-6:
+            if n > MAX_WINDOW_SAMPLES:
+                raise ConfigError(f"{name}={v:g} s is {n:.3g} samples at {self.fs_hz:g} Hz, more than "
+                                  f"{MAX_WINDOW_SAMPLES}", field=name)
+            if abs(n - round(n)) > 1e-6 or round(n) < 1:
                 raise ConfigError(f"{name}={v} s is not a whole number of samples at {self.fs_hz} Hz",
                                   field=name)
 

@@ -206,7 +206,7 @@ def make_e4(root: Path, name="S99", n_s=120, **override) -> Path:
 
 
 def test_e4_small_folder_exact_values(tmp_path):
-    d = make_e4(tmp_path)
+    d = make_e4(tmp_path / "src")
     p = import_dataset("e4", d.parent, tmp_path / "out")
     rec = next(read_recordings(p))
     acc_lines = (d / "S99_E4_Data/ACC.csv").read_text().splitlines()[2:]
@@ -220,7 +220,7 @@ def test_e4_small_folder_exact_values(tmp_path):
 
 
 def test_e4_quest_offset(tmp_path):
-    d = make_e4(tmp_path, n_s=400)
+    d = make_e4(tmp_path / "src", n_s=400)
     (d / "S99_E4_Data/tags.csv").write_text("1500000390.0\n")  # session stopped at 390 s
     rec = next(read_recordings(import_dataset("e4", d.parent, tmp_path / "a")))
     # end-anchored: 390 - 90 (last END, TSST 1:30) - 300 = 0 s
@@ -239,7 +239,7 @@ def test_e4_truncated_and_nan_are_missing(tmp_path):
     t0 = 1_500_000_000
     acc = f"{t0}, {t0}, {t0}\n32, 32, 32\n" + "1,2,64\n" * 100 + "1,2"  # truncated last row
     bvp = f"{t0}\n64\n" + "1.0\nnan\n" * 100 + "inf\n"
-    p = import_dataset("e4", make_e4(tmp_path, ACC=acc, BVP=bvp).parent, tmp_path / "o")
+    p = import_dataset("e4", make_e4(tmp_path / "src", ACC=acc, BVP=bvp).parent, tmp_path / "o")
     rec = next(read_recordings(p))
     assert rec.streams["acc_z"].n == 101 and not rec.streams["acc_z"].valid[-1]
     assert rec.streams["acc_x"].valid[:100].all()
@@ -256,7 +256,7 @@ def test_e4_truncated_and_nan_are_missing(tmp_path):
     ("ACC", None, "ACC"),                                                                 # missing file
 ])
 def test_e4_bad_files_raise_typed_errors(tmp_path, key, text, field):
-    d = make_e4(tmp_path, **{key: text})
+    d = make_e4(tmp_path / "src", **{key: text})
     with pytest.raises(DataError) as ei:
         import_dataset("e4", d.parent, tmp_path / "o")
     assert ei.value.field == field
@@ -265,7 +265,7 @@ def test_e4_bad_files_raise_typed_errors(tmp_path, key, text, field):
 
 
 def test_e4_bad_quest_and_binary_file(tmp_path):
-    d = make_e4(tmp_path)
+    d = make_e4(tmp_path / "src")
     (d / "S99_quest.csv").write_text("# ORDER;Base\n# START;1.75\n# END;2.00\n")  # 75 "seconds"
     with pytest.raises(DataError, match="mm.ss"):
         import_dataset("e4", d.parent, tmp_path / "o")
@@ -281,8 +281,10 @@ def test_import_failure_midway_leaves_nothing(tmp_path):
     make_e4(src, "S2", BVP="1500000000\n64\n1\n2\n1,2\n3\n")  # bad row in the middle of subject 2
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "keep.txt").write_text("old dataset")
-    with pytest.raises(DataError):
+    with pytest.raises(ConfigError, match="--overwrite"):  # never replaced unless told
         import_dataset("e4", src, tmp_path / "o")
+    with pytest.raises(DataError):
+        import_dataset("e4", src, tmp_path / "o", overwrite=True)
     assert (tmp_path / "o" / "keep.txt").read_text() == "old dataset"  # old output untouched
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -292,7 +294,7 @@ def test_unknown_format_and_options(tmp_path):
         import_dataset("fitbit", tmp_path, tmp_path / "o")
     with pytest.raises(DataError, match="not found"):
         import_dataset("e4", tmp_path / "nope", tmp_path / "o")
-    d = make_e4(tmp_path)
+    d = make_e4(tmp_path / "src")
     with pytest.raises(ConfigError, match="unknown option"):
         import_dataset("e4", d.parent, tmp_path / "o", include_extra=True)
     with pytest.raises(ConfigError, match="mapping"):
@@ -422,12 +424,12 @@ def har_text(ts, label="WALKING"):
 
 
 def test_har_duplicates_gaps(tmp_path):
-    d = tmp_path / "s01"
-    d.mkdir()
+    d = tmp_path / "src" / "s01"
+    d.mkdir(parents=True)
     ts = sorted(list(range(1000, 2000, 10)) + [1500])  # one duplicated timestamp
     ts += list(range(2300, 2500, 10))  # a 300 ms gap
     (d / "s01_01_sw.csv").write_text(har_text(ts))
-    rec = next(read_recordings(import_dataset("sp-sw-har", tmp_path, tmp_path / "o")))
+    rec = next(read_recordings(import_dataset("sp-sw-har", tmp_path / "src", tmp_path / "o")))
     s = rec.streams["acc_z"]
     assert s.spec.fs_hz == 100 and s.n == 150
     assert s.data[0] == pytest.approx(1.0)
@@ -444,11 +446,11 @@ def test_har_duplicates_gaps(tmp_path):
     (har_text([1000, 1010, 1020]).replace("0.2,", "zz,", 1), "y_gyro"),
 ])
 def test_har_bad_files(tmp_path, text, field):
-    d = tmp_path / "s01"
-    d.mkdir()
+    d = tmp_path / "src" / "s01"
+    d.mkdir(parents=True)
     (d / "s01_01_sw.csv").write_text(text)
     with pytest.raises(DataError) as ei:
-        import_dataset("sp-sw-har", tmp_path, tmp_path / "o")
+        import_dataset("sp-sw-har", tmp_path / "src", tmp_path / "o")
     assert ei.value.field == field
 
 
@@ -460,14 +462,14 @@ def test_csv_json_and_toml_mapping(tmp_path):
     (tmp_path / "rec.csv").write_text(rows)
     mp = {"fs_hz": 50, "timestamp": "t", "timestamp_unit": "ms", "subject": "p1",
           "columns": {"ax": {"channel": "acc_x", "modality": "acc", "unit": "g", "scale": 0.001},
-                      "ay": {"channel": "acc_y", "modality": "acc", "unit": "g"}},
+                      "ay": {"channel": "acc_y", "modality": "acc", "unit": "mg"}},  # 0..198: inside +-64 g
           "labels": {"state": {"name": "activity", "kind": "categorical", "classes": ["rest", "walk"]},
                      "bpm": {"name": "hr", "kind": "continuous", "unit": "bpm"}}}
     (tmp_path / "m.json").write_text(json.dumps(mp))
     (tmp_path / "m.toml").write_text(
         'fs_hz = 50\ntimestamp = "t"\ntimestamp_unit = "ms"\nsubject = "p1"\n'
         '[columns.ax]\nchannel = "acc_x"\nmodality = "acc"\nunit = "g"\nscale = 0.001\n'
-        '[columns.ay]\nchannel = "acc_y"\nmodality = "acc"\nunit = "g"\n'
+        '[columns.ay]\nchannel = "acc_y"\nmodality = "acc"\nunit = "mg"\n'
         '[labels.state]\nname = "activity"\nkind = "categorical"\nclasses = ["rest", "walk"]\n'
         '[labels.bpm]\nname = "hr"\nkind = "continuous"\nunit = "bpm"\n')
     for m in ("m.json", "m.toml"):

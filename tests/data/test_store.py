@@ -58,8 +58,10 @@ def test_atomic_write_failure_leaves_nothing(tmp_path):
         write_recordings(gen(), tmp_path / "r", provenance={})
     assert list(tmp_path.iterdir()) == []  # no dataset, no temp dir
     p = write_recordings([rec("s1")], tmp_path / "r", provenance={})
+    with pytest.raises(ManifestError, match="already exists"):  # never replaced unless told
+        write_recordings([rec("s2")], p, provenance={})
     with pytest.raises(DataError):
-        write_recordings(gen(), p, provenance={})
+        write_recordings(gen(), p, provenance={}, overwrite=True)
     assert len(list(read_recordings(p))) == 1  # the old dataset survived the failed overwrite
     with pytest.raises(DataError, match="no windows"):
         write_windows([rec("s1", dur_s=3)], tmp_path / "w", "wrist-raw", provenance={})

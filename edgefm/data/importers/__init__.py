@@ -24,41 +24,68 @@ from typing import Iterator
 
 import numpy as np
 
+from edgefm.data.importers._common import ANY_LIMIT, PHYSICAL_RANGE, apply_physical_range
 from edgefm.errors import ConfigError, DataError
 
 FORMATS = ("e4", "troika", "daphnet", "sp-sw-har", "csv")
 
 
 def import_dataset(fmt: str, src: str | Path, out: str | Path, mapping: str | Path | dict | None = None,
-                   **options) -> Path:
+                   *, overwrite: bool = False, **options) -> Path:
     """Import ``src`` in format ``fmt`` into a recordings dataset at ``out``; returns ``out``.
 
     Args:
         fmt: one of :data:`FORMATS` (``sp_sw_har`` is accepted for ``sp-sw-har``).
         src: source folder (or file, for ``daphnet`` and ``csv``).
-        out: dataset directory to write (replaced atomically if it exists).
+        out: dataset directory to write. Checked before any work
+            (:func:`edgefm.manifest.check_output`): never the working folder, the source, inside
+            or around it (or the mapping file); an existing non-empty ``out`` only with
+            ``overwrite``. Written atomically: a failure leaves the old ``out`` untouched.
         mapping: ``csv`` only: a JSON/TOML mapping file or an equivalent dict.
+        overwrite: replace an existing non-empty ``out``.
         options: format options, e.g. ``include_extra=False`` (troika), ``quest_offset_s``
             (e4), ``fs_hz`` / ``max_gap_s`` (sp-sw-har), ``seed`` (subject split).
+
+    Samples outside their channel's physical range (``_common.PHYSICAL_RANGE``) are marked
+    missing and counted: per recording in ``meta["out_of_range"]``, in total in the manifest's
+    ``provenance["out_of_range"]`` = ``{"total", "channels": {name: count}, "ranges"}``, which
+    :func:`edgefm.data.store.info` and ``edgefm data import`` report.
     """
-    from edgefm.data.store import file_provenance, write_recordings
+    from edgefm.data.store import file_provenance, prepare_output, write_recordings
 
     fmt = str(fmt).strip().lower().replace("_", "-")
     if fmt not in FORMATS:
         raise ConfigError(f"unknown import format {fmt!r}", field="format",
                           hint=f"choose one of {', '.join(FORMATS)}")
     src = Path(src)
+    sources = (src, mapping if isinstance(mapping, (str, Path)) else None)
+    prepare_output(out, overwrite=overwrite, sources=sources)
     if not src.exists():
         raise DataError("source not found", path=src)
     if mapping is not None and fmt != "csv":
         raise ConfigError(f"--mapping is only for the csv format, not {fmt}", field="mapping")
-    seed = int(options.pop("seed", 0))
+    seed = options.pop("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ConfigError(f"seed must be a whole number, got {seed!r}", field="seed")
     recs, files, notes = _plan(fmt, src, mapping, options)
     root = src if src.is_dir() else src.parent
+    summary = {"total": 0, "channels": {}, "ranges": {**{f"{m}/{u}": list(r) for (m, u), r in PHYSICAL_RANGE.items()},
+                                                       "other": [-ANY_LIMIT, ANY_LIMIT]}}
     provenance = {"source": fmt, "root": str(src.resolve()), "importer": f"edgefm.data.importers.{_mod(fmt)}",
                   "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()},
-                  "notes": notes, "files": file_provenance(files, root=root)}
-    return write_recordings(recs, out, provenance=provenance, seed=seed)
+                  "notes": notes, "files": file_provenance(files, root=root),
+                  "out_of_range": summary}  # filled in while the recordings stream (written last)
+    return write_recordings(_in_range(recs, summary), out, provenance=provenance, seed=int(seed),
+                            overwrite=overwrite)
+
+
+def _in_range(recs, summary: dict):
+    """Mark out-of-range samples missing in each recording as it streams; sum the counts."""
+    for rec in recs:
+        for name, n in apply_physical_range(rec).items():
+            summary["channels"][name] = summary["channels"].get(name, 0) + n
+            summary["total"] += n
+        yield rec
 
 
 def _mod(fmt: str) -> str:
@@ -119,7 +146,7 @@ def reference_window_counts(path: str | Path, label: str = "hr", window_s: float
 
     For a TROIKA import this equals ``len(BPM0)`` per recording.
     """
-    from edgefm.data.store import open_manifest
+    from edgefm.data.store import load_member, open_manifest
 
     path = Path(path)
     m = open_manifest(path, "recordings")
@@ -128,7 +155,8 @@ def reference_window_counts(path: str | Path, label: str = "hr", window_s: float
         d = e["labels"].get(label)
         if d is None or d["kind"] != "continuous":
             continue
-        v = np.load(path / "recordings" / e["dir"] / f"label.{label}.npy")
+        v = load_member(path / "recordings" / e["dir"] / f"label.{label}.npy", shape=(d.get("n"),),
+                        kinds="f", mmap=False, what=f"label {label}")
         fs = float(d["fs_hz"])
         # windows as window_recording cuts them at 32 Hz: starts k*hop_s while start+window <= duration
         n32 = int(np.floor(e["duration_s"] * 32.0 + 1e-6))

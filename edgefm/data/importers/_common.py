@@ -6,7 +6,15 @@ Rules every importer follows (and these helpers enforce):
   * NaN/inf samples and a truncated last row are *missing data*: they stay in the stream as
     invalid samples (``Stream`` marks non-finite values invalid), never an error, never imputed;
   * timestamps that go backwards -> :class:`DataError`; duplicated timestamps are averaged
-    (a sensor delivering two samples with one clock reading), gaps become invalid samples.
+    (a sensor delivering two samples with one clock reading), gaps become invalid samples;
+  * bounds come before allocation: a file whose timestamps or start times imply a recording
+    longer than :data:`MAX_DURATION_S` for its format, or whose median timestamp step does not
+    fit the format's rate (a wrong unit), is a :class:`DataError` naming the file and field;
+  * samples outside their channel's physical range (:data:`PHYSICAL_RANGE`) are marked missing
+    and counted (``Recording.meta["out_of_range"]``, summed into the dataset's provenance and
+    the import summary), never stored as valid;
+  * categorical codes read from a file must lie in ``-1 ..`` :data:`MAX_CLASS_CODE`; anything
+    else is a :class:`DataError` (checked before any integer cast, so nothing wraps).
 """
 
 from __future__ import annotations
@@ -21,6 +29,127 @@ from edgefm.errors import DataError
 
 #: timestamp units accepted by :func:`to_seconds`
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+DAY_S = 86400.0
+#: longest span one recording may cover, per format (seconds). A file implying more (a start time
+#: of 0 next to Unix-time files, a stray timestamp of 1e18) is refused before any array is sized.
+#: E4 sessions and generic CSV logs: 31 days; the others are lab protocols of minutes to hours.
+MAX_DURATION_S = {"e4": 31 * DAY_S, "csv": 31 * DAY_S, "sp-sw-har": DAY_S, "daphnet": DAY_S,
+                  "troika": DAY_S}
+
+#: the median timestamp step of an irregular format may differ from its nominal rate by at most
+#: this factor either way; a 1000x difference is a wrong unit (µs or s where ms are expected)
+UNIT_TOLERANCE = 4.0
+
+G = 9.80665
+#: physical/sensor range per (modality, unit), inclusive: a sample outside is missing data.
+#: ACC: +-64 g (the widest wearable IMU ranges are +-16 g, high-g parts +-64 g);
+#: gyro: +-70 rad/s (+-4000 deg/s, twice the widest wearable gyros); EDA 0-100 uS;
+#: skin temperature 0-50 degC; heart rate 20-300 bpm; barometer 300-1100 hPa.
+#: Every other channel (PPG and ECG in arbitrary units, any CSV channel): |x| <= ANY_LIMIT.
+#: Non-finite samples are always missing.
+PHYSICAL_RANGE: dict[tuple[str, str], tuple[float, float]] = {
+    ("acc", "g"): (-64.0, 64.0),
+    ("acc", "mg"): (-64000.0, 64000.0),
+    ("acc", "m/s^2"): (-64 * G, 64 * G),
+    ("gyro", "rad/s"): (-70.0, 70.0),
+    ("gyro", "deg/s"): (-4000.0, 4000.0),
+    ("eda", "uS"): (0.0, 100.0),
+    ("temp", "degC"): (0.0, 50.0),
+    ("hr", "bpm"): (20.0, 300.0),
+    ("alt", "hPa"): (300.0, 1100.0),
+}
+
+#: largest categorical code a file may hold (-1 = unknown); codes index class lists and
+#: per-class counts, so a stray 65537 must not size an array or wrap through int16
+MAX_CLASS_CODE = 255
+
+
+#: bound of a channel with no entry in PHYSICAL_RANGE: more than a 30-bit ADC count is no measurement
+ANY_LIMIT = 1e9
+
+
+def physical_range(modality: str, unit: str) -> tuple[float, float]:
+    """(low, high) for a channel: its PHYSICAL_RANGE entry, else (-ANY_LIMIT, ANY_LIMIT)."""
+    return PHYSICAL_RANGE.get((str(modality).lower(), str(unit)), (-ANY_LIMIT, ANY_LIMIT))
+
+
+def mask_out_of_range(x: np.ndarray, specs: list[tuple[str, str, str]]) -> dict[str, int]:
+    """Set samples of ``x: (n, C)`` outside their channel's range to NaN, in place.
+
+    ``specs``: (channel, modality, unit) per column. Returns {channel: samples masked} (non-zero
+    counts only). Used on raw rows before interpolation, so an absurd value cannot leak into
+    its interpolated neighbours.
+    """
+    counts = {}
+    for j, (name, modality, unit) in enumerate(specs):
+        r = physical_range(modality, unit)
+        with np.errstate(invalid="ignore"):
+            bad = np.isfinite(x[:, j]) & ((x[:, j] < r[0]) | (x[:, j] > r[1]))
+        if bad.any():
+            x[bad, j] = np.nan
+            counts[name] = int(bad.sum())
+    return counts
+
+
+def apply_physical_range(rec) -> dict[str, int]:
+    """Mark samples of every stream of ``rec`` outside its channel's range missing (in place:
+    value NaN, valid False). Adds the counts to those an importer already put in
+    ``rec.meta["out_of_range"]`` (raw rows masked before interpolation) and returns the total
+    per channel (non-zero only)."""
+    from edgefm.data.recording import Stream
+
+    counts = {k: int(v) for k, v in (rec.meta.get("out_of_range") or {}).items()}
+    for name, s in list(rec.streams.items()):
+        r = physical_range(s.spec.modality, s.spec.unit)
+        d = np.asarray(s.data)
+        with np.errstate(invalid="ignore"):
+            bad = np.asarray(s.valid) & ((d < r[0]) | (d > r[1]))
+        if bad.any():
+            rec.streams[name] = Stream(s.spec, np.where(bad, np.float32(np.nan), d), np.asarray(s.valid) & ~bad)
+            counts[name] = counts.get(name, 0) + int(bad.sum())
+    if counts:
+        rec.meta["out_of_range"] = counts
+    return counts
+
+
+def check_span(first_s: float, last_s: float, fmt: str, path: Path, field: str) -> None:
+    """A recording from ``first_s`` to ``last_s`` (seconds) must fit :data:`MAX_DURATION_S`."""
+    cap = MAX_DURATION_S[fmt]
+    span = float(last_s) - float(first_s)
+    if not np.isfinite(span) or span > cap:
+        raise DataError(f"timestamps span {span / DAY_S:.3g} days, more than the {cap / DAY_S:g}-day cap "
+                        f"for one {fmt} recording", path=path, field=field,
+                        hint="a timestamp is corrupt or in the wrong unit")
+
+
+def check_time_unit(t_s: np.ndarray, fs_hz: float, path: Path, field: str, unit: str) -> None:
+    """The median positive timestamp step must be within :data:`UNIT_TOLERANCE` of ``1/fs_hz``."""
+    d = np.diff(t_s)
+    d = d[d > 0]
+    if d.size == 0:
+        return
+    ratio = float(np.median(d)) * fs_hz
+    if not (1 / UNIT_TOLERANCE <= ratio <= UNIT_TOLERANCE):
+        raise DataError(f"median timestamp step is {ratio:.3g} samples at {fs_hz:g} Hz: the timestamps "
+                        f"are not in {unit} (wrong unit)", path=path, field=field,
+                        hint=f"convert the timestamps to {unit}")
+
+
+def check_codes(codes: np.ndarray, path: Path, field: str, first_row: int = 2) -> np.ndarray:
+    """Categorical codes as int16, after checking they are whole numbers in -1..MAX_CLASS_CODE.
+
+    ``codes``: float or int array, NaN = unknown (-1). Checked before any cast.
+    """
+    c = np.asarray(codes, np.float64)
+    known = np.isfinite(c)
+    bad = known & ((c != np.round(c)) | (c < -1) | (c > MAX_CLASS_CODE))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"categorical code {c[i]:g} in row {i + first_row} is not a whole number in "
+                        f"-1..{MAX_CLASS_CODE}", path=path, field=field,
+                        hint="is this the right column? categorical labels are small class codes")
+    return np.where(known, c, -1).astype(np.int16)
 
 
 def find_matching(src: Path, glob: str, stem: str | None, what: str, *, recursive: bool = True) -> list[Path]:

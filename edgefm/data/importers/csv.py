@@ -24,7 +24,11 @@ Mapping (TOML shown; JSON has the same keys)::
 uniform ``fs_hz`` grid by linear interpolation (exact where timestamps sit on the grid);
 rows sharing a timestamp are averaged; a gap longer than ``max_gap_s`` is missing data.
 A median sample interval that disagrees with ``fs_hz`` by more than 10 % (wrong rate or unit),
-backwards timestamps, missing columns and non-numeric values raise :class:`DataError`.
+timestamps spanning more than ``_common.MAX_DURATION_S["csv"]`` (31 days), backwards
+timestamps, missing columns, non-numeric values and categorical codes outside
+``-1.._common.MAX_CLASS_CODE`` raise :class:`DataError`. Channel and label names must be safe
+file names (:func:`edgefm.manifest.safe_name`: letters, digits, ``_ . + -``); values outside
+the channel's physical range (``_common.PHYSICAL_RANGE``) are missing and counted.
 """
 
 from __future__ import annotations
@@ -34,11 +38,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefm.data.importers._common import (TIME_UNITS, check_rate, check_timestamps, find_matching, merge_duplicates,
+from edgefm.data.importers._common import (MAX_CLASS_CODE, TIME_UNITS, check_codes, check_rate, check_span,
+                                           check_timestamps, find_matching, mask_out_of_range, merge_duplicates,
                                            numeric_column, read_csv_frame, read_text, row_at_or_before,
                                            to_uniform_grid)
 from edgefm.data.recording import ChannelSpec, LabelTrack, Recording, Stream
 from edgefm.errors import ConfigError, DataError
+from edgefm.manifest import safe_name
+
+#: highest sampling rate a mapping may declare (Hz)
+MAX_FS_HZ = 10_000.0
 
 
 def load_mapping(mapping: str | Path | dict) -> tuple[dict, Path | None]:
@@ -70,8 +79,8 @@ def load_mapping(mapping: str | Path | dict) -> tuple[dict, Path | None]:
             raise ConfigError(f"must be {typ.__name__}, got {mapping[key]!r}", path=where, field=key) from None
 
     fs = need("fs_hz", float)
-    if not (np.isfinite(fs) and fs > 0):
-        raise ConfigError(f"fs_hz must be positive, got {fs}", path=where, field="fs_hz")
+    if not (np.isfinite(fs) and 0 < fs <= MAX_FS_HZ):
+        raise ConfigError(f"fs_hz must be in (0, {MAX_FS_HZ:g}] Hz, got {fs}", path=where, field="fs_hz")
     unit = str(mapping.get("timestamp_unit", "s"))
     if unit not in TIME_UNITS:
         raise ConfigError(f"unknown timestamp_unit {unit!r}", path=where, field="timestamp_unit",
@@ -87,8 +96,9 @@ def load_mapping(mapping: str | Path | dict) -> tuple[dict, Path | None]:
         for k in ("channel", "modality", "unit"):
             if not isinstance(spec.get(k), str) or not spec.get(k):
                 raise ConfigError(f"missing or empty '{k}'", path=where, field=f"columns.{col}.{k}")
+        safe_name(spec["channel"], what=f"columns.{col}.channel", path=where)
         scale = spec.get("scale", 1.0)
-        if not isinstance(scale, (int, float)) or not np.isfinite(scale):
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not np.isfinite(scale):
             raise ConfigError("scale must be a finite number", path=where, field=f"columns.{col}.scale")
         chans[str(col)] = {"channel": spec["channel"], "modality": spec["modality"], "unit": spec["unit"],
                            "scale": float(scale)}
@@ -103,9 +113,21 @@ def load_mapping(mapping: str | Path | dict) -> tuple[dict, Path | None]:
         if kind not in ("categorical", "continuous"):
             raise ConfigError(f"kind must be categorical or continuous, got {kind!r}", path=where,
                               field=f"labels.{col}.kind")
-        labels[str(col)] = {"name": str(spec.get("name", col)), "kind": kind,
-                            "classes": [str(c) for c in spec.get("classes", [])], "unit": str(spec.get("unit", ""))}
-    max_gap = float(mapping.get("max_gap_s", 2.5 / fs))
+        name = safe_name(spec.get("name", col), what=f"labels.{col}.name", path=where)
+        classes = spec.get("classes", [])
+        if not isinstance(classes, list) or len(classes) > MAX_CLASS_CODE + 1:
+            raise ConfigError(f"classes must be a list of at most {MAX_CLASS_CODE + 1} names", path=where,
+                              field=f"labels.{col}.classes")
+        labels[str(col)] = {"name": name, "kind": kind,
+                            "classes": [str(c) for c in classes], "unit": str(spec.get("unit", ""))}
+    names = [v["name"] for v in labels.values()]
+    if len(set(names)) != len(names):
+        raise ConfigError("two label columns map to one label name", path=where, field="labels")
+    max_gap = mapping.get("max_gap_s", 2.5 / fs)
+    if isinstance(max_gap, bool) or not isinstance(max_gap, (int, float)) or not (np.isfinite(max_gap) and max_gap > 0):
+        raise ConfigError(f"max_gap_s must be a positive number of seconds, got {max_gap!r}", path=where,
+                          field="max_gap_s")
+    max_gap = float(max_gap)
     return {"fs_hz": fs, "timestamp": str(mapping.get("timestamp", "timestamp")), "timestamp_unit": unit,
             "subject": mapping.get("subject"), "max_gap_s": max_gap, "sep": str(mapping.get("sep", ",")),
             "columns": chans, "labels": labels}, f
@@ -127,7 +149,9 @@ def load_file(path: Path, mp: dict) -> Recording:
     if t.size < 2:
         raise DataError("fewer than two rows", path=path, field=tcol)
     check_rate(t, fs, path, tcol)
+    check_span(t[0], t[-1], "csv", path, tcol)
     x = np.stack([numeric_column(df, c, path) * spec["scale"] for c, spec in mp["columns"].items()], 1)
+    out_of_range = mask_out_of_range(x, [(v["channel"], v["modality"], v["unit"]) for v in mp["columns"].values()])
     tm, xm = merge_duplicates(t, x)
     g, y, valid = to_uniform_grid(tm, xm, fs, mp["max_gap_s"])
     streams = {}
@@ -158,16 +182,12 @@ def load_file(path: Path, mp: dict) -> Recording:
                 elif v not in ("", "nan"):
                     raise DataError(f"label {v!r} in row {i + 2} is not one of {classes}", path=path, field=col)
         else:
-            num = numeric_column(df, col, path)
-            okn = np.isfinite(num)
-            if (okn & (num != np.round(num))).any():
-                raise DataError("categorical label without classes must be integer codes", path=path, field=col)
-            codes = np.where(okn, num, -1).astype(np.int64)
-        c = codes[j].astype(np.int16)
+            codes = check_codes(numeric_column(df, col, path), path, col)  # before any cast
+        c = codes[j].astype(np.int16)  # in -1..len(classes) or -1..MAX_CLASS_CODE: no wrap
         c[~any_valid] = -1
         labels[spec["name"]] = LabelTrack(spec["name"], "categorical", fs, c, classes=tuple(classes))
     subj = str(mp["subject"]) if mp.get("subject") else path.stem
-    meta = {"dataset": "csv", "source_file": path.name,
+    meta = {"dataset": "csv", "source_file": path.name, "out_of_range": out_of_range,
             "resampling": {"fs_hz": fs, "method": "linear", "max_gap_s": mp["max_gap_s"],
                            "rows": int(t.size), "duplicate_rows_merged": int(t.size - tm.size)}}
     return Recording(subject=subj, start_time=float(tm[0]), streams=streams, labels=labels, meta=meta,

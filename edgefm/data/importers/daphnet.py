@@ -10,7 +10,8 @@ Label ``freeze``: categorical ``("no", "yes")``: 0 -> -1 (unknown), 1 -> 0, 2 ->
 Validity from the time column: timestamps are whole ms of a 64 Hz clock (15/16 ms steps);
 each row is placed on the 64 Hz grid by rounding; grid slots with no row (a gap) are
 missing samples with label -1. A median step far from 15.625 ms (a wrong rate), two rows on
-one slot or timestamps going backwards raise :class:`DataError`.
+one slot, timestamps going backwards or spanning more than a day (``_common.MAX_DURATION_S``)
+raise :class:`DataError`; values beyond +-64 g are missing and counted (``_common.PHYSICAL_RANGE``).
 Subject ``daphnet-Sxx``, recording id ``daphnet-SxxRyy`` (a subject-level split keeps a
 patient's runs together).
 """
@@ -22,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefm.data.importers._common import (check_rate, check_timestamps, find_matching, numeric_table, read_text,
-                                           snap_to_grid)
+from edgefm.data.importers._common import (check_rate, check_span, check_timestamps, find_matching, numeric_table,
+                                           read_text, snap_to_grid)
 from edgefm.data.recording import ChannelSpec, LabelTrack, Recording, Stream
 from edgefm.errors import DataError
 
@@ -48,6 +49,7 @@ def load_file(path: Path) -> Recording:
     t_s = a[:, 0] / 1000.0
     check_timestamps(t_s, path, "time_ms")
     check_rate(t_s, FS_HZ, path, "time_ms")
+    check_span(t_s[0], t_s[-1], "daphnet", path, "time_ms")  # before the grid is sized
     idx, n = snap_to_grid(t_s, FS_HZ, path, "time_ms")
     lab = a[:, 10]
     okl = np.isfinite(lab)

@@ -52,9 +52,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefm.data.importers._common import numeric_table, parse_float, read_text
+from edgefm.data.importers._common import (DAY_S, MAX_DURATION_S, mask_out_of_range, numeric_table, parse_float,
+                                           read_text)
 from edgefm.data.recording import ChannelSpec, LabelTrack, Recording, Stream
-from edgefm.errors import DataError
+from edgefm.errors import ConfigError, DataError
 
 STRESS_CLASSES = ("baseline", "stress", "amusement", "meditation")
 PHASE_CODE = {"base": 0, "tsst": 1, "fun": 2, "medi 1": 3, "medi 2": 3, "medi": 3}
@@ -182,7 +183,7 @@ def parse_quest(path: Path) -> list[tuple[str, float, float]]:
 
 def _mmss(v: str, path: Path, field: str) -> float:
     """``"50.3"`` -> 50 min 30 s -> 3030.0 s (WESAD's mm.ss notation)."""
-    if not re.fullmatch(r"\d+(\.\d{1,2})?", v):
+    if not re.fullmatch(r"\d{1,6}(\.\d{1,2})?", v):
         raise DataError(f"time {v!r} is not in mm.ss form", path=path, field=field)
     mm, _, ss = v.partition(".")
     sec = int(ss.ljust(2, "0")) if ss else 0
@@ -231,9 +232,49 @@ def rmssd_track(beat_t: np.ndarray, ibi_s: np.ndarray, n: int, fs_hz: float, win
 END_MARGIN_S = 300.0
 
 
+def check_options(quest_offset_s: float | None, rmssd_window_s: float, rmssd_min_pairs: int) -> None:
+    """Finite, in-range options (before any file is read); :class:`ConfigError` naming the option."""
+    cap = MAX_DURATION_S["e4"]
+    if quest_offset_s is not None and not (_is_number(quest_offset_s) and abs(quest_offset_s) <= cap):
+        raise ConfigError(f"quest_offset_s must be a finite number of seconds within +-{cap:g}, "
+                          f"got {quest_offset_s!r}", field="quest_offset_s")
+    if not (_is_number(rmssd_window_s) and 0 < rmssd_window_s <= 3600):
+        raise ConfigError(f"rmssd_window_s must be in (0, 3600] s, got {rmssd_window_s!r}", field="rmssd_window_s")
+    if isinstance(rmssd_min_pairs, bool) or not isinstance(rmssd_min_pairs, (int, np.integer)) \
+            or not 1 <= rmssd_min_pairs <= 100000:
+        raise ConfigError(f"rmssd_min_pairs must be a whole number in 1..100000, got {rmssd_min_pairs!r}",
+                          field="rmssd_min_pairs")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def _check_starts(parts: dict, e4: Path) -> None:
+    """All files of one session must lie within MAX_DURATION_S["e4"] of each other: a start
+    time of 0 beside Unix times would front-pad billions of samples. Names the odd file."""
+    starts = {k: p[0] for k, p in parts.items()}
+    ends = {k: p[0] + p[2].shape[0] / p[1] for k, p in parts.items()}
+    span = max(ends.values()) - min(starts.values())
+    if span > MAX_DURATION_S["e4"]:
+        med = float(np.median(list(starts.values())))
+        odd = max(starts, key=lambda k: abs(starts[k] - med))
+        raise DataError(f"start time {starts[odd]:.10g} is {abs(starts[odd] - med) / DAY_S:.3g} days from the "
+                        f"other files' ({med:.10g}): the session would span {span / DAY_S:.3g} days, more "
+                        f"than the {MAX_DURATION_S['e4'] / DAY_S:g}-day cap", path=e4 / f"{odd}.csv",
+                        field="start_time", hint="the header's start time is corrupt")
+
+
 def load_subject(d: Path, *, quest_offset_s: float | None = None, rmssd_window_s: float = 60.0,
                  rmssd_min_pairs: int = 20) -> Recording:
-    """One WESAD/E4 subject folder -> :class:`Recording` (see the module docstring)."""
+    """One WESAD/E4 subject folder -> :class:`Recording` (see the module docstring).
+
+    Checked before anything is sized: the options (:func:`check_options`), a required file
+    with no sample rows, and start times implying a session longer than
+    ``_common.MAX_DURATION_S["e4"]``. Samples outside their channel's physical range are
+    missing (counted in ``meta["out_of_range"]``), also in the ``hr`` label.
+    """
+    check_options(quest_offset_s, rmssd_window_s, rmssd_min_pairs)
     e4 = _e4_dir(d)
     if e4 is None:
         raise DataError("no E4 data folder (ACC.csv) found", path=d)
@@ -246,19 +287,26 @@ def load_subject(d: Path, *, quest_offset_s: float | None = None, rmssd_window_s
                 raise DataError("required file is missing", path=f, field=key)
             continue
         parts[key] = read_e4_csv(f, ncols, fs)
+        if key in REQUIRED and parts[key][2].shape[0] == 0:
+            raise DataError("required file has no sample rows (only its header)", path=f, field="rows",
+                            hint="the recording is empty or the file was cut off")
+    _check_starts(parts, e4)
     t0 = min(p[0] for p in parts.values())
     streams: dict[str, Stream] = {}
+    out_of_range: dict[str, int] = {}
     for key, (start, fs, data) in parts.items():
         pad = int(round((start - t0) * fs))
         for ci, (name, modality, unit, scale) in enumerate(E4_FILES[key][2]):
-            col = data[:, ci] * scale
+            col = (data[:, ci] * scale)[:, None]
+            out_of_range.update(mask_out_of_range(col, [(name, modality, unit)]))
+            col = col[:, 0]
             if pad:
                 col = np.r_[np.full(pad, np.nan), col]
             streams[name] = Stream(ChannelSpec(name, modality, unit, fs), col)
     rec_dur = max(s.duration_s for s in streams.values())
     labels: dict[str, LabelTrack] = {}
     events: dict[str, np.ndarray] = {}
-    meta: dict = {"dataset": "WESAD (Empatica E4 wrist)", "source_dir": d.name,
+    meta: dict = {"dataset": "WESAD (Empatica E4 wrist)", "source_dir": d.name, "out_of_range": out_of_range,
                   "hr_label_source": "E4 device HR.csv (PPG-derived estimate, not ECG)",
                   "cite": "Schmidt et al., ICMI 2018 (WESAD)"}
     if "hr" in streams:
@@ -269,6 +317,10 @@ def load_subject(d: Path, *, quest_offset_s: float | None = None, rmssd_window_s
     n_r = int(np.ceil(rec_dur * RMSSD_HZ))
     if ibi_f.is_file():
         ibi_start, bt, ibi = read_ibi(ibi_f)
+        if abs(ibi_start - t0) > MAX_DURATION_S["e4"]:
+            raise DataError(f"start time {ibi_start:.10g} is {abs(ibi_start - t0) / DAY_S:.3g} days from the "
+                            f"session start {t0:.10g}", path=ibi_f, field="start_time",
+                            hint="the header's start time is corrupt")
         beats = bt + (ibi_start - t0)
         events["beats"] = beats
         labels["rmssd"] = LabelTrack("rmssd", "continuous", RMSSD_HZ,
@@ -298,9 +350,9 @@ def load_subject(d: Path, *, quest_offset_s: float | None = None, rmssd_window_s
         used = []
         for name, s_s, e_s in known:
             code = PHASE_CODE[name.strip().lower()]
-            a = int(round((s_s + offset) * STRESS_HZ))
-            b = int(round((e_s + offset) * STRESS_HZ))
-            codes[max(a, 0):max(min(b, n_s), 0)] = code
+            a = min(max(int(round((s_s + offset) * STRESS_HZ)), 0), n_s)
+            b = min(max(int(round((e_s + offset) * STRESS_HZ)), 0), n_s)
+            codes[a:b] = code
             used.append({"phase": name, "class": STRESS_CLASSES[code], "start_s": s_s + offset,
                          "end_s": e_s + offset})
         labels["stress"] = LabelTrack("stress", "categorical", STRESS_HZ, codes, classes=STRESS_CLASSES)

@@ -37,6 +37,8 @@ from edgefm.data.recording import ChannelSpec, LabelTrack, Recording, Stream
 from edgefm.errors import DataError
 
 FS_HZ = 125.0
+#: most values one .mat variable may declare: 6 channels x 1 day at 125 Hz (MAX_DURATION_S["troika"])
+MAX_ELEMENTS = int(6 * 86400 * FS_HZ)
 WINDOW_S, HOP_S = 8.0, 2.0
 ROWS = [("ecg", "ecg", "a.u."), ("ppg", "ppg", "a.u."), ("ppg2", "ppg", "a.u."),
         ("acc_x", "acc", "g"), ("acc_y", "acc", "g"), ("acc_z", "acc", "g")]
@@ -78,7 +80,13 @@ def _loadmat(path: Path, key: str) -> np.ndarray:
     import scipy.io as sio
 
     try:
+        sizes = {name: int(np.prod(shape, dtype=np.float64)) for name, shape, _ in sio.whosmat(str(path))}
+        if sizes.get(key, 0) > MAX_ELEMENTS:  # declared size, read before anything is decompressed
+            raise DataError(f"declares {sizes[key]} values, more than {MAX_ELEMENTS} (a day of 6 channels "
+                            f"at {FS_HZ:g} Hz)", path=path, field=key, hint="the file is corrupt")
         m = sio.loadmat(str(path))
+    except DataError:
+        raise
     except Exception as e:  # scipy raises ValueError, TypeError, MatReadError, OSError, ...
         raise DataError(f"cannot read MATLAB file: {type(e).__name__}: {str(e)[:120]}", path=path,
                         hint="the file is truncated or not a MATLAB v5 .mat") from e
