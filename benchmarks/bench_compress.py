@@ -48,7 +48,8 @@ def load_data(workdir: Path, subjects: int, raw_minutes: float):
     cohort = workdir / f"cohort_s{subjects}_m{int(raw_minutes)}"
     if not (cohort / "manifest.json").exists():
         log(f"synthesizing cohort -> {cohort}")
-        synthesize(SynthConfig(subjects=subjects, days=0.25, seed=0, raw_minutes=raw_minutes, traces=False), cohort)
+        synthesize(SynthConfig(subjects=subjects, days=0.25, seed=0, raw_minutes=raw_minutes, traces=False), cohort,
+                   overwrite=True)
     out = {}
     for split in ("train", "val", "test"):
         w = load_split(cohort / "raw", split)

@@ -52,11 +52,11 @@ def prepare_real(fmt: str, src: Path, work: Path) -> Path | None:
     if not src.exists():
         log(f"{src} not found; skipping {fmt}")
         return None
-    rec = import_dataset(fmt, src, work / f"{fmt}_rec")
+    rec = import_dataset(fmt, src, work / f"{fmt}_rec", overwrite=True)   # the benchmark owns work/
     m = open_manifest(rec, "recordings")
     return write_windows(read_recordings(rec), out, "wrist-raw",
                          provenance={"source": str(rec), "source_provenance": m.get("provenance", {})},
-                         split=m.get("split"))
+                         split=m.get("split"), overwrite=True)
 
 
 def prepare_synthetic(work: Path, subjects: int) -> Path | None:

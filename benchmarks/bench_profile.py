@@ -139,7 +139,8 @@ def write_traces(out: Path, subjects: int, days: float) -> Path:
         r.subject = r.id = f"trace-seed{s}"     # synth_acc_trace names every trace s000
         recs.append(r)
     return write_recordings(recs, out, provenance={"generator": {"fn": "synth_acc_trace", "days": days,
-                                                                 "seeds": list(range(subjects))}})
+                                                                 "seeds": list(range(subjects))}},
+                            overwrite=True)
 
 
 def main() -> None:

@@ -388,7 +388,7 @@ def gate_synthetic(tmp: Path, subjects: int, days: float) -> dict:
     from runtime.calibrate import calibrate
     t = time.time()
     coh = synthesize(SynthConfig(subjects=subjects, days=days, seed=3, raw_minutes=0.0, freezing_fraction=0.3),
-                     tmp / "cohort")
+                     tmp / "cohort", overwrite=True)
     log(f"  cohort {subjects} x {days} d in {time.time() - t:.0f} s")
     r = calibrate(coh, 0.95, cv="split", out=tmp / "gate_synthetic.json")
     return r
@@ -400,7 +400,7 @@ def gate_daphnet(tmp: Path) -> dict | None:
         return None
     from edgefm.data.importers import import_dataset
     from runtime.calibrate import calibrate
-    ds = import_dataset("daphnet", src, tmp / "daphnet")
+    ds = import_dataset("daphnet", src, tmp / "daphnet", overwrite=True)
     return calibrate(ds, 0.95, cv="loso", out=tmp / "gate_daphnet.json")
 
 

@@ -70,7 +70,8 @@ def synth_minutely(work: Path, subjects: int, days: float, seed0: int = 0) -> Pa
     last = None
     for seed in range(seed0, seed0 + 5):  # a rare generator failure on one seed must not sink the benchmark
         try:
-            synthesize(SynthConfig(subjects=subjects, days=days, seed=seed, raw_minutes=1.0, traces=False), out)
+            synthesize(SynthConfig(subjects=subjects, days=days, seed=seed, raw_minutes=1.0, traces=False), out,
+                       overwrite=True)   # the benchmark owns its work folder
             return out / "minutely"
         except FileExistsError as e:
             log(f"synth seed {seed} failed ({e}); trying seed {seed + 1}")
@@ -88,10 +89,11 @@ def wesad_raw(work: Path) -> Path | None:
     if not src.exists():
         log(f"{src} not found; skipping WESAD")
         return None
-    rec = import_dataset("e4", src, work / "wesad_rec")
+    rec = import_dataset("e4", src, work / "wesad_rec", overwrite=True)
     m = open_manifest(rec, "recordings")
     return write_windows(read_recordings(rec), out, "wrist-raw", split=m.get("split"),
-                         provenance={"source": str(rec), "source_provenance": m.get("provenance", {})})
+                         provenance={"source": str(rec), "source_provenance": m.get("provenance", {})},
+                         overwrite=True)
 
 
 def train_eval(ds_path: Path, work: Path, name: str, minutes: float, tcfg: dict, ecfg,
