@@ -1,12 +1,14 @@
 """Device profiles: TOML data files in ``firmware_sim/devices/`` with their sources cited.
 
 ``load_device("nrf52840")`` (or a path to a ``.toml``) -> :class:`DeviceProfile`. An unknown
-name raises :class:`ConfigError` listing the available profiles; a malformed file raises
-``ConfigError`` naming the file and the field.
+name raises :class:`ConfigError` listing the available profiles; a malformed file (not TOML,
+an unknown or missing key, a wrong type, a number that is not finite or out of its range)
+raises ``ConfigError`` naming the file and the dotted field (see :data:`SCHEMA`).
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,65 +110,162 @@ def available_devices() -> list[str]:
     return sorted(p.stem for p in DEVICES_DIR.glob("*.toml"))
 
 
-def _get(d: dict, key: str, path: Path, typ=float, default=None):
-    cur = d
-    for part in key.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            if default is not None:
-                return default
-            raise ConfigError("missing field in device profile", path=path, field=key)
-        cur = cur[part]
+# The profile's schema: every key a profile may hold, its type and its range. A key that is not
+# here is refused (a typo would otherwise silently fall back to nothing); a number must be
+# finite and inside its range. ("num", lo, hi, lo_open): lo < v (lo_open) or lo <= v, and v <= hi.
+_POS = ("num", 0.0, 1e12, True)           # > 0
+_NONNEG = ("num", 0.0, 1e12, False)       # >= 0
+_BYTES_POS = ("int", 1, 2 ** 50)
+_BYTES = ("int", 0, 2 ** 50)
+_STR, _OPT_STR = ("str", True), ("str", False)
+SCHEMA: dict = {
+    "name": _STR, "description": _OPT_STR, "kind": _OPT_STR,
+    "cpu": {"core": _STR, "clock_hz": ("num", 0.0, 1e11, True), "supply_v": ("num", 0.0, 100.0, True),
+            "active_current_ma": _NONNEG, "sleep_current_ua": _NONNEG, "wake_cycles": _NONNEG,
+            "gate_cycles_per_sample": _NONNEG,
+            "cycles_per_mac": {op: ("num", 0.0, 1e6, True) for op in MAC_OPS},
+            "overhead": {"per_layer_cycles": _NONNEG, "elementwise_cycles_per_element": _NONNEG,
+                         "pool_cycles_per_element": _NONNEG}},
+    "memory": {"ram_bytes": _BYTES_POS, "flash_bytes": _BYTES_POS, "reserved_ram_bytes": _BYTES,
+               "reserved_flash_bytes": _BYTES, "runtime_flash_bytes": _BYTES},
+    "sensors": {"acc": {"part": _STR, "current_ua": _NONNEG, "fs_hz": ("num", 0.0, 1e6, True, False)},
+                "ppg": {"part": _STR, "power_mw": _NONNEG, "source": _OPT_STR}},
+    "radio": {"part": _OPT_STR, "event_charge_uc": _NONNEG, "interval_s": ("num", 0.0, 1e9, True)},
+    "battery": {"capacity_mah": ("num", 0.0, 1e7, True), "voltage_v": ("num", 0.0, 100.0, True)},
+}
+# [calibration] is optional; when present its anchor must be complete
+CALIBRATION_SCHEMA: dict = {
+    "anchor": _STR, "anchor_source": _OPT_STR, "anchor_model": _STR,
+    "anchor_clock_hz": ("num", 0.0, 1e11, True), "anchor_latency_ms": ("num", 0.0, 1e9, True),
+    "anchor_energy_uj": ("num", 0.0, 1e12, True, False), "note": _OPT_STR,
+    "relative_cost": {op: ("num", 0.0, 1e6, True) for op in MAC_OPS},
+}
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_value(v, rule: tuple, path: Path, key: str):
+    """``v`` checked against one schema rule; returns it as float/int/str."""
+    kind = rule[0]
+    if kind == "str":
+        if not isinstance(v, str):
+            raise ConfigError(f"expected a string, got {v!r}", path=path, field=key)
+        return v
+    if not _is_number(v):
+        raise ConfigError(f"expected a number, got {v!r}", path=path, field=key)
+    if not math.isfinite(v):
+        raise ConfigError(f"must be a finite number, got {v!r}", path=path, field=key)
+    if kind == "int":
+        lo, hi = rule[1], rule[2]
+        if v != int(v):
+            raise ConfigError(f"must be a whole number of bytes, got {v!r}", path=path, field=key)
+        if not lo <= v <= hi:
+            raise ConfigError(f"must be in [{lo}, {hi}], got {v!r}", path=path, field=key)
+        return int(v)
+    lo, hi, lo_open = rule[1], rule[2], rule[3]
+    if (v <= lo if lo_open else v < lo) or v > hi:
+        raise ConfigError(f"must be {'>' if lo_open else '>='} {lo:g} and <= {hi:g}, got {v!r}",
+                          path=path, field=key)
+    return float(v)
+
+
+def _validate(d: dict, schema: dict, path: Path, prefix: str = "") -> dict:
+    """``d`` checked against ``schema``: unknown keys, missing required keys, types, finiteness
+    and ranges are :class:`ConfigError` naming the file and the dotted field."""
+    unknown = sorted(set(d) - set(schema))
+    if unknown:
+        raise ConfigError(f"unknown key (known here: {', '.join(schema)})", path=path, field=prefix + unknown[0])
+    out = {}
+    for k, rule in schema.items():
+        key = prefix + k
+        if isinstance(rule, dict):
+            if k not in d:
+                raise ConfigError("missing table in device profile", path=path, field=key)
+            if not isinstance(d[k], dict):
+                raise ConfigError(f"expected a table, got {d[k]!r}", path=path, field=key)
+            out[k] = _validate(d[k], rule, path, key + ".")
+            continue
+        required = rule[1] if rule[0] == "str" else (rule[4] if len(rule) > 4 else True)
+        if k not in d:
+            if required:
+                raise ConfigError("missing field in device profile", path=path, field=key)
+            continue
+        out[k] = _check_value(d[k], rule, path, key)
+    return out
+
+
+def _read_profile(name_or_path: str | Path) -> tuple[Path, dict]:
+    """The profile file for a name (``firmware_sim/devices/NAME.toml``) or a path, parsed."""
+    s = str(name_or_path)
+    if s.endswith(".toml") or "/" in s or "\\" in s:
+        p = Path(s)
+        if not p.is_file():
+            raise ConfigError("device profile file not found" if not p.exists() else "not a file", path=p,
+                              field="device", hint=f"pass a .toml profile or one of {', '.join(available_devices())}")
+    else:
+        p = DEVICES_DIR / f"{s}.toml"
+        if not (s and s[0] != "." and p.is_file()):
+            raise ConfigError(f"unknown device profile {s!r} (available: {', '.join(available_devices())})",
+                              field="device", hint="pick one of those or pass a path to a .toml profile")
     try:
-        v = typ(cur)
-    except (TypeError, ValueError):
-        raise ConfigError(f"expected {typ.__name__}, got {cur!r}", path=path, field=key) from None
-    if typ in (float, int) and not (v >= 0):
-        raise ConfigError(f"must be a non-negative number, got {cur!r}", path=path, field=key)
-    return v
+        return p, tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"not valid TOML ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
+                          path=p) from e
+    except OSError as e:
+        raise ConfigError(f"cannot read ({e.strerror or type(e).__name__})", path=p) from e
 
 
 def load_device(name_or_path: str | Path = DEFAULT_DEVICE) -> DeviceProfile:
-    """Load a profile by name (``nrf52840``, ``stm32u5``, ``phone-big-core``) or ``.toml`` path."""
-    s = str(name_or_path)
-    p = Path(s)
-    if not (s.endswith(".toml") and p.exists()):
-        p = DEVICES_DIR / f"{s}.toml"
-    if not p.exists():
-        raise ConfigError(f"unknown device profile {s!r} (available: {', '.join(available_devices())})",
-                          field="device", hint="pick one of those or pass a path to a .toml profile")
-    try:
-        d = tomllib.loads(p.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"not valid TOML ({e})", path=p) from e
-    cpm = d.get("cpu", {}).get("cycles_per_mac")
-    if not isinstance(cpm, dict):
-        raise ConfigError("missing table", path=p, field="cpu.cycles_per_mac")
-    for op in MAC_OPS:
-        _get(cpm, op, p)
-        if not cpm[op] > 0:
-            raise ConfigError("must be > 0", path=p, field=f"cpu.cycles_per_mac.{op}")
-    g = lambda k, typ=float, default=None: _get(d, k, p, typ, default)  # noqa: E731
+    """Load a profile by name (``nrf52840``, ``stm32u5``, ``phone-big-core``) or ``.toml`` path.
+
+    Raises:
+        ConfigError: unknown name; a file that is missing, unreadable or not TOML (naming the
+            file); an unknown or missing key, a wrong type, a non-finite or out-of-range number
+            (naming the file and the dotted field, e.g. ``cpu.clock_hz``).
+    """
+    p, d = _read_profile(name_or_path)
+    cal_raw = d.pop("calibration", None)
+    v = _validate(d, SCHEMA, p)
+    cal = {}
+    if cal_raw is not None:
+        if not isinstance(cal_raw, dict):
+            raise ConfigError(f"expected a table, got {cal_raw!r}", path=p, field="calibration")
+        cal = _validate(cal_raw, CALIBRATION_SCHEMA, p, "calibration.")
+        from firmware_sim.calibration import ANCHOR_MODELS
+        if cal["anchor_model"] not in ANCHOR_MODELS:
+            raise ConfigError(f"unknown anchor model {cal['anchor_model']!r} (known: {', '.join(ANCHOR_MODELS)})",
+                              path=p, field="calibration.anchor_model")
+    cpu, mem, acc, ppg = v["cpu"], v["memory"], v["sensors"]["acc"], v["sensors"]["ppg"]
+    if acc["current_ua"] + cpu["sleep_current_ua"] <= 0:
+        raise ConfigError("the floor power (ACC current + MCU sleep current) must be > 0, or battery life "
+                          "is infinite", path=p, field="sensors.acc.current_ua")
+    for k in ("reserved_ram_bytes",):
+        if mem[k] > mem["ram_bytes"]:
+            raise ConfigError(f"exceeds memory.ram_bytes ({mem['ram_bytes']})", path=p, field=f"memory.{k}")
+    if mem["reserved_flash_bytes"] + mem["runtime_flash_bytes"] > mem["flash_bytes"]:
+        raise ConfigError(f"reserved + runtime flash exceed memory.flash_bytes ({mem['flash_bytes']})",
+                          path=p, field="memory.reserved_flash_bytes")
+    ov = cpu["overhead"]
     dev = DeviceProfile(
-        name=g("name", str), description=g("description", str, ""), kind=g("kind", str, "mcu"),
-        core=g("cpu.core", str), clock_hz=g("cpu.clock_hz"), supply_v=g("cpu.supply_v"),
-        active_current_ma=g("cpu.active_current_ma"), sleep_current_ua=g("cpu.sleep_current_ua"),
-        wake_cycles=g("cpu.wake_cycles"), gate_cycles_per_sample=g("cpu.gate_cycles_per_sample"),
-        cycles_per_mac={op: float(cpm[op]) for op in MAC_OPS},
-        per_layer_cycles=g("cpu.overhead.per_layer_cycles"),
-        elementwise_cycles_per_element=g("cpu.overhead.elementwise_cycles_per_element"),
-        pool_cycles_per_element=g("cpu.overhead.pool_cycles_per_element"),
-        ram_bytes=g("memory.ram_bytes", int), flash_bytes=g("memory.flash_bytes", int),
-        reserved_ram_bytes=g("memory.reserved_ram_bytes", int),
-        reserved_flash_bytes=g("memory.reserved_flash_bytes", int),
-        runtime_flash_bytes=g("memory.runtime_flash_bytes", int),
-        acc_current_ua=g("sensors.acc.current_ua"), acc_part=g("sensors.acc.part", str),
-        ppg_power_mw=g("sensors.ppg.power_mw"), ppg_part=g("sensors.ppg.part", str),
-        radio_event_charge_uc=g("radio.event_charge_uc"), radio_interval_s=g("radio.interval_s"),
-        battery_capacity_mah=g("battery.capacity_mah"), battery_voltage_v=g("battery.voltage_v"),
-        calibration=dict(d.get("calibration", {})), path=str(p))
-    for f in ("clock_hz", "supply_v", "battery_capacity_mah", "battery_voltage_v"):
-        if not getattr(dev, f) > 0:
-            raise ConfigError("must be > 0", path=p, field=f)
+        name=v["name"], description=v.get("description", ""), kind=v.get("kind", "mcu"),
+        core=cpu["core"], clock_hz=cpu["clock_hz"], supply_v=cpu["supply_v"],
+        active_current_ma=cpu["active_current_ma"], sleep_current_ua=cpu["sleep_current_ua"],
+        wake_cycles=cpu["wake_cycles"], gate_cycles_per_sample=cpu["gate_cycles_per_sample"],
+        cycles_per_mac=dict(cpu["cycles_per_mac"]),
+        per_layer_cycles=ov["per_layer_cycles"],
+        elementwise_cycles_per_element=ov["elementwise_cycles_per_element"],
+        pool_cycles_per_element=ov["pool_cycles_per_element"],
+        ram_bytes=mem["ram_bytes"], flash_bytes=mem["flash_bytes"],
+        reserved_ram_bytes=mem["reserved_ram_bytes"], reserved_flash_bytes=mem["reserved_flash_bytes"],
+        runtime_flash_bytes=mem["runtime_flash_bytes"],
+        acc_current_ua=acc["current_ua"], acc_part=acc["part"],
+        ppg_power_mw=ppg["power_mw"], ppg_part=ppg["part"],
+        radio_event_charge_uc=v["radio"]["event_charge_uc"], radio_interval_s=v["radio"]["interval_s"],
+        battery_capacity_mah=v["battery"]["capacity_mah"], battery_voltage_v=v["battery"]["voltage_v"],
+        calibration=cal, path=str(p))
     if dev.name != p.stem and p.parent == DEVICES_DIR:
         raise ConfigError(f"name {dev.name!r} differs from the file name", path=p, field="name")
     return dev

@@ -127,6 +127,62 @@ class Trace:
         return cls(acc, valid, rates.pop(), id=rec.id)
 
 
+def load_model_info(path: str | Path, *, unverified: bool = False) -> ModelInfo:
+    """:class:`ModelInfo` of an exported ``.tflite``/``.onnx``, its sha256 checked against its
+    manifest *before* the graph is parsed. A file without a manifest is refused unless
+    ``unverified``; then the wrist-raw defaults are assumed and ``meta['integrity']`` (and every
+    simulation report) says "unverified".
+
+    Raises:
+        IntegrityError: the file differs from its manifest.
+        ManifestError: no manifest (without ``unverified``), or the artifact is missing.
+    """
+    from edgefm.errors import ManifestError
+    from edgefm.manifest import manifest_path_for
+    from firmware_sim.costs import model_info_from_artifact
+    from runtime.model import verified_manifest
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError("artifact not found", path=path)
+    mp = manifest_path_for(path)
+    if mp.exists() or mp.is_symlink():
+        verified_manifest(path)
+        integrity = "verified"
+    elif unverified:
+        integrity = "unverified"
+    else:
+        raise ManifestError(f"no manifest {mp.name} beside it: its sha256 cannot be checked", path=path,
+                            field="manifest", hint="re-export it, or pass --unverified to simulate it anyway "
+                                                   "(the report then says 'unverified')")
+    try:
+        info = model_info_from_artifact(path)
+    except (ValueError, IndexError, KeyError, TypeError, AttributeError, OverflowError) as e:
+        raise ManifestError(f"cannot read the model graph or its manifest's input_spec "
+                            f"({type(e).__name__}: {str(e)[:120]})", path=path, hint="re-export it") from e
+    _check_model_timing(info, mp)
+    info.meta["integrity"] = integrity
+    return info
+
+
+MAX_FS_HZ = 1000.0          # an ACC rate beyond any wearable's
+MAX_WINDOW_SAMPLES = 10**6
+
+
+def _check_model_timing(info: ModelInfo, manifest: Path) -> None:
+    """The rate, window and hop that size every trace array: finite and in range (a manifest
+    with ``fs_hz = 1e9`` would otherwise allocate terabytes)."""
+    from edgefm.errors import ManifestError
+    fs = info.fs_hz
+    if not (isinstance(fs, (int, float)) and np.isfinite(fs) and 0 < fs <= MAX_FS_HZ):
+        raise ManifestError(f"must be a rate in (0, {MAX_FS_HZ:g}] Hz, got {fs!r}", path=manifest,
+                            field="input_spec.fs_hz")
+    for k in ("window", "hop"):
+        v = getattr(info, k)
+        if not (isinstance(v, (int, np.integer)) and 0 < v <= MAX_WINDOW_SAMPLES):
+            raise ManifestError(f"must be a sample count in [1, {MAX_WINDOW_SAMPLES}], got {v!r}", path=manifest,
+                                field=f"input_spec.{k}")
+
+
 def load_trace(path: str | Path, subjects: Iterable[str] | None = None) -> list[Trace]:
     """Traces from a recordings store, or a cohort directory (its ``traces/``)."""
     from edgefm.data.store import read_recordings
@@ -202,7 +258,9 @@ class SimResult:
         return {p.policy.name: p.battery_days for p in self.policies}
 
     def to_dict(self) -> dict:
-        return {"device": self.device.name, "model": self.model.to_dict(), "duration_s": self.duration_s,
+        return {"device": self.device.name, "model": self.model.to_dict(),
+                "model_integrity": _integrity(self.model),
+                "duration_s": self.duration_s,
                 "duration_days": self.duration_s / 86400, "traces": self.traces,
                 "inference_ms": self.inference_ms, "inference_energy_uj": self.inference_energy_uj,
                 "worst_case_latency_ms": self.worst_case_latency_ms, "deadline_ms": self.deadline_ms,
@@ -219,6 +277,15 @@ class SimResult:
             f"{p.ceiling_fraction:9.0%} {p.inferences:10d} {p.skipped_fraction:7.0%}" for p in self.policies]
         rows.append(f"{'ceiling (floor)':16s} {self.floor_power_uw:9.1f} {self.ceiling_days:7.1f} {'100%':>10s}")
         return "\n".join(rows)
+
+
+def _integrity(model: ModelInfo) -> str:
+    """verified / unverified for an artifact (see :func:`load_model_info`); a torch model has none."""
+    if "integrity" in model.meta:
+        return str(model.meta["integrity"])
+    if model.meta.get("manifest"):
+        return "verified"
+    return "unverified" if model.meta.get("assumed") else "not an artifact (a torch model)"
 
 
 def _window_validity(tr: Trace, model: ModelInfo, cfg: SimConfig) -> tuple[np.ndarray, int]:

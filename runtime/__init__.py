@@ -2,6 +2,8 @@
 
     import runtime
     m = runtime.load("student_q8.tflite")                 # or .pte / .onnx / backend="tflm"
+                                                          # sha256 checked against its manifest, always;
+                                                          # no manifest: unverified=True, input_spec=...
     y = m.predict(x)                                      # x: (B, C, T) raw units -> (B, D)
     s = runtime.Streamer(m, gate=runtime.GateConfig(...), fs_hz=m.fs_hz)
 """

@@ -11,7 +11,8 @@ Backends and the files they take:
 ==============  ====================================================================
 
 Everything is driven by the artifact's manifest (``NAME.manifest.json``, docs/DESIGN.md):
-the sha256 is verified first (:class:`~edgefm.errors.IntegrityError` naming the file), then
+the sha256 is verified first, always (:class:`~edgefm.errors.IntegrityError` naming the file; a
+file without a manifest is refused unless loaded with ``unverified=True``), then
 ``input_spec`` (channels, ``fs_hz``, ``window``, ``normalisation``) and ``quantization``
 (int8 input/output ``scale``/``zero_point``) define what :meth:`Model.predict` does:
 
@@ -38,8 +39,8 @@ from typing import Any
 import numpy as np
 
 from edgefm.adapters import Runner, TensorDetails
-from edgefm.errors import ConfigError, InputSpecError, ManifestError
-from edgefm.manifest import read_artifact_manifest
+from edgefm.errors import ConfigError, InputSpecError, IntegrityError, ManifestError
+from edgefm.manifest import read_artifact_manifest, sha256_bytes
 
 BACKENDS = ("executorch", "litert", "onnx", "tflm")
 _SUFFIX_BACKEND = {".pte": "executorch", ".tflite": "litert", ".onnx": "onnx",
@@ -74,6 +75,29 @@ def load_runner(backend: str, model: bytes, *, arena_bytes: int | None = None) -
     if backend == "tflm":
         return adapter.load_runner(model, arena_bytes=arena_bytes)
     return adapter.load_runner(model)
+
+
+def check_model_bytes(backend: str, data: bytes, path: str | Path = "") -> None:
+    """Refuse bytes that are not the backend's file format before a native library parses them
+    (ExecuTorch aborts the whole process on a program with a garbage identifier)."""
+    if backend == "executorch" and not (len(data) >= 8 and data[4:6] == b"ET" and data[6:8].isdigit()):
+        raise ManifestError("not an ExecuTorch program (no 'ET..' file identifier)", path=path,
+                            hint="re-export the .pte")
+    if backend in ("litert", "tflm") and not (len(data) >= 8 and data[4:8] == b"TFL3"):
+        raise ManifestError("not a TFLite flatbuffer (no 'TFL3' file identifier)", path=path,
+                            hint="re-export the .tflite")
+
+
+def verified_manifest(path: str | Path) -> dict:
+    """The artifact's manifest with its sha256 checked (:func:`read_artifact_manifest`), refusing
+    one that is not a JSON object with a typed error naming it."""
+    from edgefm.manifest import manifest_path_for, read_json
+    path = Path(path)
+    if not path.exists():
+        raise ManifestError("artifact not found", path=path)
+    if not isinstance(read_json(manifest_path_for(path)), dict):
+        raise ManifestError("manifest is not a JSON object", path=manifest_path_for(path), field="manifest")
+    return read_artifact_manifest(path, verify=True)
 
 
 _C_BYTE = re.compile(rb"0x([0-9a-fA-F]{2})")
@@ -165,7 +189,8 @@ _mul, _add, _sub, _rint, _max, _min, _vdot, _isfinite = (np.multiply, np.add, np
 class Model:
     """A loaded artifact. ``predict(x)`` maps raw-unit windows ``(B, C, T)`` to ``(B, D)``.
 
-    Attributes: ``path``, ``backend``, ``manifest``, ``spec`` (:class:`InputSpec`),
+    Attributes: ``path``, ``backend``, ``manifest``, ``spec`` (:class:`InputSpec`), ``unverified``
+    (True when loaded with ``unverified=True`` and no manifest: its sha256 was not checked),
     ``runner`` (the bare backend runner), ``in_details``/``out_details``
     (:class:`TensorDetails` of the model file, with the scale/zero point actually used).
 
@@ -232,6 +257,8 @@ class Model:
         out = manifest.get("output_spec") or {}
         self.output_name = str(out.get("name", "output"))
         self.output_unit = str(out.get("unit", ""))
+        # True only for a file loaded with unverified=True that has no manifest (no sha256 check)
+        self.unverified = manifest.get("integrity") == UNVERIFIED
 
     def _check_quant(self, d: TensorDetails, which: str) -> TensorDetails:
         if d.dtype.kind not in "iu":
@@ -385,25 +412,60 @@ class Model:
 
     def __repr__(self) -> str:
         return (f"Model({self.path.name}, backend={self.backend}, channels={self.spec.channels}, "
-                f"fs_hz={self.spec.fs_hz:g}, window={self.spec.window}, input={self.in_details.dtype})")
+                f"fs_hz={self.spec.fs_hz:g}, window={self.spec.window}, input={self.in_details.dtype}"
+                + (", UNVERIFIED)" if self.unverified else ")"))
 
 
-def load(path: str | Path, backend: str | None = None, *, verify: bool = True) -> Model:
+UNVERIFIED = "unverified"
+
+
+def _manifest_or_unverified(path: Path, unverified: bool, input_spec: dict | None) -> dict:
+    """The artifact's manifest, its sha256 checked (always). A file without a manifest is refused
+    unless ``unverified``; then ``input_spec`` stands in for the manifest's and the returned
+    manifest says ``"integrity": "unverified"``."""
+    from edgefm.manifest import manifest_path_for
+    if not path.exists():
+        raise ManifestError("artifact not found", path=path)
+    mp = manifest_path_for(path)
+    if mp.exists() or mp.is_symlink():
+        return {**verified_manifest(path), "integrity": "verified"}
+    if not unverified:
+        raise ManifestError(f"no manifest {mp.name} beside the artifact: its sha256 cannot be checked",
+                            path=path, field="manifest",
+                            hint="re-export it, or pass unverified=True (--unverified) to accept it; "
+                                 "every report then says 'unverified'")
+    if not isinstance(input_spec, dict):
+        raise ManifestError("an artifact without a manifest needs input_spec= (channels, fs_hz, window, hop, "
+                            "normalisation) to be run", path=path, field="input_spec")
+    return {"input_spec": dict(input_spec), "integrity": UNVERIFIED}
+
+
+def load(path: str | Path, backend: str | None = None, *, unverified: bool = False,
+         input_spec: dict | None = None) -> Model:
     """Load an exported artifact and its manifest into a :class:`Model`.
+
+    The file's sha256 is always checked against its manifest, on the very bytes that are run.
 
     Args:
         path: ``.pte``, ``.tflite``, ``.onnx``, or a TFLite Micro C array source (``.cc``).
         backend: override the backend chosen by suffix; ``"tflm"`` runs a ``.tflite`` in the
             TFLite Micro interpreter.
-        verify: check the file's sha256 against its manifest (refuse on mismatch).
+        unverified: accept a file that has *no* manifest (a manifest that disagrees with the file
+            is still refused); ``input_spec`` then gives what the manifest would. The model's
+            ``unverified`` attribute is True and its repr says so.
+        input_spec: only with ``unverified`` and no manifest: ``{channels, fs_hz, window, hop,
+            normalisation: {mean, std}}``.
 
     Raises:
         IntegrityError: the file's sha256 differs from its manifest (names the file).
-        ManifestError: no/invalid manifest, or the model disagrees with it.
+        ManifestError: no manifest (without ``unverified``), an invalid one, or the model disagrees with it.
         ConfigError: unknown backend or a suffix no backend takes.
     """
     path = Path(path)
-    manifest = read_artifact_manifest(path, verify=verify)
+    if path.suffix.lower() == ".h":
+        raise ConfigError("a TFLite Micro header holds no model bytes", path=path,
+                          hint="load the C array source beside it (model_data.cc)")
+    manifest = _manifest_or_unverified(path, unverified, input_spec)
     if backend is None:
         backend = _SUFFIX_BACKEND.get(path.suffix.lower())
         if backend is None:
@@ -413,6 +475,9 @@ def load(path: str | Path, backend: str | None = None, *, verify: bool = True) -
         raise ConfigError(f"unknown backend {backend!r}", path=path, field="backend",
                           hint=f"choose one of {', '.join(BACKENDS)}")
     data = path.read_bytes()
+    if manifest["integrity"] != UNVERIFIED and sha256_bytes(data) != manifest.get("sha256"):
+        raise IntegrityError("changed while it was being loaded: sha256 differs from its manifest",
+                             path=path, field="sha256", hint="the file is being modified; re-export it")
     if path.suffix.lower() in (".cc", ".c", ".h"):
         if backend != "tflm":
             raise ConfigError("a C array source runs only in TFLite Micro", path=path, hint="use backend='tflm'")
@@ -422,6 +487,7 @@ def load(path: str | Path, backend: str | None = None, *, verify: bool = True) -
     if path.suffix.lower() not in ok:
         raise ConfigError(f"backend {backend!r} does not take {path.suffix} files", path=path,
                           field="backend", hint=f"it takes {', '.join(ok)}")
+    check_model_bytes(backend, data, path)
     try:
         runner = load_runner(backend, data, arena_bytes=manifest.get("arena_bytes"))
     except Exception as e:  # the library's own error: a file that passed sha256 but will not load

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -32,15 +32,29 @@ def run(ckpt: Annotated[Path, typer.Argument(help="Student or compressed model c
         n_calib: Annotated[int, typer.Option("--n-calib", help="Calibration windows.")] = 256,
         n_heldout: Annotated[int, typer.Option("--n-heldout", help="Held-out (test split) windows for verification.")] = 512,
         check_only: Annotated[bool, typer.Option("--check-only", help="Only list ops the target cannot run.")] = False,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+        unverified: Annotated[bool, typer.Option("--unverified", help="Accept a checkpoint without a manifest; every report then says 'unverified'.")] = False,
         json_: JsonOpt = False) -> None:
-    """Export CKPT to .pte / .tflite / .onnx / TFLite Micro C source, each with a manifest,
-    verified in its real runtime on held-out windows."""
+    """Export CKPT to .pte / .tflite / .onnx / TFLite Micro C source, each with a manifest and
+    its stored reference outputs, verified in its real runtime on held-out windows. An existing
+    non-empty --out is refused unless --overwrite."""
     import numpy as np
     import torch
     from edgefm.export import ArtifactSpec, export
     from edgefm.export.io import load_model, load_windows
     from edgefm.export.opcheck import unsupported_ops
-    lm = load_model(ckpt)
+    from edgefm.errors import ConfigError
+    from edgefm.manifest import atomic_dir, check_output, safe_name
+    safe_name(name, what="--name")                       # it names files inside --out
+    for opt, v, lo in (("--n-calib", n_calib, 1), ("--n-heldout", n_heldout, 1)):
+        if not lo <= v <= 1_000_000:
+            raise ConfigError(f"must be a whole number in [{lo}, 1000000], got {v}", field=opt)
+    if not check_only:
+        check_output(out_dir, overwrite=overwrite, sources=(ckpt, calib))
+    lm = load_model(ckpt, unverified=True if unverified else None)   # source.unverified says so
+    if lm.source.get("unverified"):
+        err.print(f"[yellow]warning:[/yellow] {ckpt} has no manifest (unverified); the artifacts' manifests "
+                  "record source.unverified = true", highlight=False, soft_wrap=True)
     chans = lm.input_spec.get("channels")
     x, _ = load_windows(calib, "train", chans, label=None)
     rng = np.random.default_rng(0)
@@ -59,9 +73,10 @@ def run(ckpt: Annotated[Path, typer.Argument(help="Student or compressed model c
         except Exception as e:  # no test split: verify on calibration windows
             err.print(f"no held-out test split ({e}); verifying on calibration windows")
     spec = ArtifactSpec(source=lm.source, input_spec=lm.input_spec)
-    results = export(lm.model, format.value, out_dir, x, int8=int8, heldout=held, spec=spec, name=name)
-    rows = [{"format": r.format, "path": str(r.path), "manifest": str(r.manifest), **r.verification, **r.extra}
-            for r in results]
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:   # all artifacts appear at once, or none
+        results = export(lm.model, format.value, tmp, x, int8=int8, heldout=held, spec=spec, name=name)
+    rows = [{"format": r.format, "path": str(out_dir / r.path.name), "manifest": str(out_dir / r.manifest.name),
+             **r.verification, **r.extra} for r in results]
     if json_:
         print_json(rows)
     else:
@@ -74,14 +89,22 @@ def run(ckpt: Annotated[Path, typer.Argument(help="Student or compressed model c
 @app.command("verify")
 @handle_errors
 def verify_cmd(artifact: Annotated[Path, typer.Argument(help="Exported artifact (with its manifest).")],
-               data: Annotated[Path, typer.Option("--data", help="Windows dataset (test split) or .npy.")] = ...,
+               data: Annotated[Path, typer.Option("--data", help="Windows dataset (its test split is run) or a .npy of normalised (N, C, T) windows.")] = ...,
                n: Annotated[int, typer.Option("--n", help="Windows to run.")] = 256,
+               reference: Annotated[Optional[Path], typer.Option("--reference", help="The checkpoint ARTIFACT was exported from (default: the manifest's source.checkpoint, if found); its sha256 must match the manifest's.")] = None,
                json_: JsonOpt = False) -> None:
-    """Check ARTIFACT's sha256 against its manifest and run held-out windows in its runtime."""
-    from edgefm.export.io import load_windows
-    from edgefm.export.verify import verify
-    from edgefm.manifest import read_artifact_manifest
-    m = read_artifact_manifest(artifact)
-    x, y = load_windows(data, "test", m.get("input_spec", {}).get("channels"), max_n=n)
-    rep = verify(artifact, x, y)
-    print_json(rep) if json_ else out.print(rep)
+    """Check ARTIFACT against its manifest (sha256, and the input spec against the artifact, the
+    data and the reference) and run the data in its runtime against an independent reference:
+    the eager source model, or the reference outputs stored at export. Exit 1 on any mismatch."""
+    from edgefm.export.verify import verify_artifact
+    rep = verify_artifact(artifact, data, n=n, reference=reference)
+    if json_:
+        print_json(rep)
+        return
+    out.print(f"{artifact}: verified against {rep['reference']}", highlight=False, soft_wrap=True)
+    out.print(f"  input spec {rep['input_spec']}; data: {rep['data']}", highlight=False, soft_wrap=True)
+    line = f"  SQNR {rep['sqnr_db']} dB, max |diff| {rep['max_abs_diff']:.4g} on {rep['sqnr_windows']} windows"
+    if rep.get("mae") is not None:
+        line += f"; MAE vs labels {rep['mae']}" + (f" (eager {rep['mae_float']})" if "mae_float" in rep else "") \
+            + f" on {rep['n']} windows of the data"
+    out.print(line, highlight=False, soft_wrap=True)

@@ -18,7 +18,7 @@ app = typer.Typer(no_args_is_help=True)
 
 def _render(res) -> None:
     from rich.table import Table
-    from edgefm.profile.report import policy_table, target_lines, variant_table
+    from edgefm.profile.report import integrity_lines, policy_table, target_lines, variant_table
     head, body = variant_table(res)
     t = Table(title="host latency per variant (1 thread)")
     for h in head:
@@ -53,6 +53,18 @@ def _render(res) -> None:
                       f"{'<=' if r.direction == 'max' else '>='} {r.limit:,.2f} {r.unit}",
                       "[green]pass[/green]" if r.passed else "[red]FAIL[/red]", r.note)
         out.print(t)
+    for line in integrity_lines(res):
+        out.print(line, highlight=False, soft_wrap=True)
+
+
+def _sources(out_dir: Path, inputs: list[Path], *others) -> tuple:
+    """What ``--out`` must not overwrite: every input file, the budget and trace, and a run
+    directory the output would replace or contain (reports inside a run directory are fine:
+    ``--out runs/default/profile``)."""
+    o = out_dir.resolve()
+    keep = [p for p in inputs if not p.is_dir()]
+    keep += [p for p in inputs if p.is_dir() and (p.resolve() == o or p.resolve().is_relative_to(o))]
+    return (*keep, *others)
 
 
 @app.command("run")
@@ -67,25 +79,28 @@ def run(
     per_layer: Annotated[bool, typer.Option("--per-layer/--no-per-layer", help="Per-layer breakdown where the backend has one.")] = True,
     etdump: Annotated[bool, typer.Option("--etdump", help="Also record an ExecuTorch ETDump per .pte and read it with the devtools Inspector (slow to import).")] = False,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write profile.json/.md/.html here.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+    unverified: Annotated[bool, typer.Option("--unverified", help="Accept a file without a manifest; every report then says 'unverified'.")] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Measure every variant, estimate it on a device, and check a budget (exit 1 on failure)."""
-    from edgefm.errors import BudgetExceeded
+    """Measure every variant, estimate it on a device, and check a budget. Exit 1 when any
+    variant is refused (sha256 differs from its manifest, or no manifest) or fails to run, or
+    any budget row fails; the reports are written first and say why."""
+    from edgefm.manifest import check_output
     from edgefm.profile import profile, write_reports
-    res = profile(inputs, device=device, budget=budget, trace=trace, runs=runs, warmup=warmup,
-                  per_layer=per_layer, etdump=etdump, progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False))
     if out_dir is not None:
-        write_reports(res, out_dir)
+        check_output(out_dir, overwrite=overwrite, sources=_sources(out_dir, inputs, budget, trace))
+    res = profile(inputs, device=device, budget=budget, trace=trace, runs=runs, warmup=warmup,
+                  per_layer=per_layer, etdump=etdump, unverified=unverified,
+                  progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False, soft_wrap=True))
+    if out_dir is not None:
+        write_reports(res, out_dir, overwrite=overwrite)
         err.print(f"reports: {out_dir}/profile.{{json,md,html}}", highlight=False)
     if json_:
         print_json(res.to_dict())
     else:
         _render(res)
-    if res.budget and not res.passed:
-        raise BudgetExceeded("failed: " + "; ".join(
-            f"{r.name} = {'not measured' if r.measured is None else f'{r.measured:,.2f}'} "
-            f"({'<=' if r.direction == 'max' else '>='} {r.limit:,.2f} {r.unit})" for r in res.failed_rows),
-            path=res.budget_path)
+    res.raise_for_problems()
 
 
 @app.command("check-budget")

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,6 +16,8 @@ import typer
 from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json
 
 app = typer.Typer(no_args_is_help=True)
+MAX_DAYS = 31.0     # the reference trace is built in memory: ~35 MB a day at 32 Hz
+MAX_TRACE_SAMPLES = 1e8
 
 
 @app.command("devices")
@@ -70,11 +73,25 @@ def run(
     off_g: Annotated[float, typer.Option("--gate-off", help="Gate off-threshold (g).")] = 0.02,
     gate_file: Annotated[Optional[Path], typer.Option("--gate", help="JSON with a calibrated gate (runtime GateConfig.to_dict(), or under a 'gate' key); overrides --gate-on/--gate-off.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write simulation.json and plots here.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+    unverified: Annotated[bool, typer.Option("--unverified", help="Accept a file without a manifest; every report then says 'unverified'.")] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Project energy, battery life, latency and memory of a model on a device, policy by policy."""
-    from firmware_sim import GateConfig, default_policies, load_device, load_trace, model_info_from_artifact, simulate
+    """Project energy, battery life, latency and memory of a model on a device, policy by policy.
+    The model's sha256 is checked against its manifest first (exit 1 if it differs or there is
+    no manifest, unless --unverified)."""
+    from edgefm.errors import ConfigError
+    from edgefm.manifest import check_output
+    from firmware_sim import GateConfig, default_policies, load_device, load_trace, simulate
     from firmware_sim.reference import reference_day
+    from firmware_sim.simulate import load_model_info
+    if not (math.isfinite(days) and 0 < days <= MAX_DAYS):
+        raise ConfigError(f"must be a number of days in (0, {MAX_DAYS:g}], got {days}", field="--days")
+    for name, v in (("--gate-on", on_g), ("--gate-off", off_g)):
+        if not (math.isfinite(v) and v >= 0):
+            raise ConfigError(f"must be a finite number >= 0 (g), got {v}", field=name)
+    if out_dir is not None:
+        check_output(out_dir, overwrite=overwrite, sources=(model, trace, gate_file))
     dev = load_device(device)                       # unknown device fails before any work
     if gate_file is not None:
         from edgefm.manifest import read_json
@@ -82,15 +99,21 @@ def run(
         gate = GateConfig.from_dict(d.get("gate", d) if isinstance(d, dict) else d)
     else:
         gate = GateConfig(on_threshold=on_g, off_threshold=off_g)
-    info = model_info_from_artifact(model)
+    info = load_model_info(model, unverified=unverified)   # sha256 vs manifest before parsing
+    if trace is None and days * 86400 * info.fs_hz > MAX_TRACE_SAMPLES:
+        raise ConfigError(f"{days:g} days at {info.fs_hz:g} Hz is more than {MAX_TRACE_SAMPLES:.0e} samples "
+                          "to build in memory", field="--days", hint="simulate fewer days, or pass --trace")
     tr = load_trace(trace) if trace else reference_day(days, fs_hz=info.fs_hz)
     res = simulate(info, tr, dev, default_policies(gate))
     d = res.to_dict()
     d["trace_source"] = str(trace) if trace else "built-in reference day (firmware_sim.reference)"
+    if d["model_integrity"] == "unverified":
+        err.print(f"[yellow]warning:[/yellow] {model} has no manifest: its sha256 was not checked and the "
+                  "wrist-raw input defaults were assumed (unverified)", highlight=False, soft_wrap=True)
     if out_dir is not None:
         from edgefm.manifest import atomic_dir, atomic_write_bytes, dumps
         from edgefm.profile.report import plot_battery, plot_energy
-        with atomic_dir(out_dir) as tmp:
+        with atomic_dir(out_dir, overwrite=overwrite) as tmp:
             atomic_write_bytes(tmp / "simulation.json", (dumps(d) + "\n").encode())
             atomic_write_bytes(tmp / "energy.png", plot_energy(d))
             atomic_write_bytes(tmp / "battery.png", plot_battery(d))

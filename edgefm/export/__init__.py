@@ -13,6 +13,10 @@ calls; ``export(..., "all", int8=True)`` does.
     res = export_tflite(model, "out/", calib, int8=True, heldout=(x, y), spec=spec)
     res.path, res.manifest, res.verification   # student_int8.tflite, ..., {sqnr_db, mae, rel_loss}
 
+Beside each artifact ``NAME.reference.npz`` keeps held-out windows, the eager model's outputs on
+them and the input spec they were made with (its sha256 in the manifest's ``reference``), so
+``edgefm export verify`` can check the artifact later against something other than itself.
+
 ``model``: any ``torch.nn.Module`` taking ``(B, C, T)`` float32 (the deployable student:
 normalised ACC at 32 Hz -> HR in bpm). ``calib``: (N, C, T) float32 normalised windows. Exports
 are deterministic (seeded, no timestamps): the same model and calibration give identical bytes.
@@ -111,8 +115,15 @@ def _manifest_fields(fmt: str, spec: ArtifactSpec, quant: dict, calib: np.ndarra
             "verification": verification, **extra}
 
 
-def _finish(fmt, data: bytes, path: Path, fields: dict, backends: tuple[str, ...]) -> Path:
+def _finish(fmt, data: bytes, path: Path, fields: dict, backends: tuple[str, ...],
+            reference: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+    """Write the artifact, its stored reference (``reference``: held-out windows and the eager
+    model's outputs on them, see :func:`edgefm.export.verify.write_reference`), then the
+    manifest, which records the reference's sha256; re-read it with its sha256 checked."""
+    from edgefm.export.verify import write_reference
     atomic_write_bytes(path, data)
+    if reference is not None:
+        fields = {**fields, "reference": write_reference(path, *reference, fields.get("input_spec") or {})}
     mp = write_artifact_manifest(path, fields, backends)
     read_artifact_manifest(path, verify=True)
     return mp
@@ -176,12 +187,13 @@ def export_pte(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, *
     qm = _int8(model, calib, quantized) if int8 else None
     data, leftover = et.lower(qm.converted(fold=True) if int8 else model, example)
     path = Path(out_dir) / f"{name}_xnnpack_{'q8' if int8 else 'fp32'}.pte"
-    rep = metrics(run_float(et.ExecuTorchRunner(data), hx), eager_outputs(model, hx), hy)
+    eager = eager_outputs(model, hx)
+    rep = metrics(run_float(et.ExecuTorchRunner(data), hx), eager, hy)
     _check_verification("pte", path, rep, int8)
     quant = _quant_info(qm, int8, input_dtype="float32", output_dtype="float32")
     fields = _manifest_fields("pte", spec, quant, calib, example[0].shape, rep,
                               delegate="xnnpack", non_delegated_ops=leftover)
-    mp = _finish("pte", data, path, fields, ("executorch",))
+    mp = _finish("pte", data, path, fields, ("executorch",), (hx, eager))
     return ExportResult("pte", path, mp, rep, {"non_delegated_ops": leftover})
 
 
@@ -210,7 +222,8 @@ def export_tflite(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray
     data, qm = _tflite_bytes(model, calib, int8, quantized=quantized)
     path = Path(out_dir) / f"{name}_{'int8' if int8 else 'fp32'}.tflite"
     r = litert.LiteRTRunner(data)
-    rep = metrics(run_float(r, hx), eager_outputs(model, hx), hy)
+    eager = eager_outputs(model, hx)
+    rep = metrics(run_float(r, hx), eager, hy)
     _check_verification("tflite", path, rep, int8)
     i, o = r.input_details[0], r.output_details[0]
     if int8:
@@ -219,7 +232,7 @@ def export_tflite(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray
                         input={"scale": i.scale, "zero_point": i.zero_point},
                         output={"scale": o.scale, "zero_point": o.zero_point})
     fields = _manifest_fields("tflite", spec, quant, calib, example[0].shape, rep, ops=litert.list_ops(data))
-    mp = _finish("tflite", data, path, fields, ("litert-torch", "ai-edge-litert"))
+    mp = _finish("tflite", data, path, fields, ("litert-torch", "ai-edge-litert"), (hx, eager))
     return ExportResult("tflite", path, mp, rep)
 
 
@@ -237,12 +250,13 @@ def export_onnx(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, 
     qm = _int8(model, calib, quantized) if int8 else None
     data = qm.onnx_qdq() if int8 else ox.export(model, example)
     path = Path(out_dir) / (f"{name}_qdq.onnx" if int8 else f"{name}.onnx")
-    rep = metrics(run_float(ox.OnnxRunner(data), hx), eager_outputs(model, hx), hy)
+    eager = eager_outputs(model, hx)
+    rep = metrics(run_float(ox.OnnxRunner(data), hx), eager, hy)
     _check_verification("onnx", path, rep, int8)
     quant = _quant_info(qm, int8, input_dtype="float32", output_dtype="float32")
     fields = _manifest_fields("onnx", spec, quant, calib, example[0].shape, rep,
                               opset=ox.QDQ_OPSET if int8 else ox.OPSET)
-    mp = _finish("onnx", data, path, fields, ("onnx", "onnxruntime"))
+    mp = _finish("onnx", data, path, fields, ("onnx", "onnxruntime"), (hx, eager))
     return ExportResult("onnx", path, mp, rep)
 
 
@@ -270,7 +284,8 @@ def export_tflm(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, 
     arena = tflm.measure_arena(data, x0)
     r = tflm.TFLMRunner(data, arena)
     pred = run_float(r, hx)
-    rep = metrics(pred, eager_outputs(model, hx), hy)
+    eager = eager_outputs(model, hx)
+    rep = metrics(pred, eager, hy)
     # TFLM must agree with LiteRT on the same int8 model within one output quantization step
     o = r.output_details[0]
     # same int8 model, LiteRT's builtin kernels vs TFLite Micro: must agree within one step
@@ -291,8 +306,9 @@ def export_tflm(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, 
                         output={"scale": o.scale, "zero_point": o.zero_point})
     fields = _manifest_fields("tflm", spec, quant, calib, example[0].shape, rep, arena_bytes=arena,
                               model_bytes=len(data), tflite_sha256=sha256_bytes(data), header="model_data.h",
+                              header_sha256=sha256_bytes(h.encode()),
                               ops=litert.list_ops(data))
-    mp = _finish("tflm", cc.encode(), path, fields, ("tflite-micro", "litert-torch"))
+    mp = _finish("tflm", cc.encode(), path, fields, ("tflite-micro", "litert-torch"), (hx, eager))
     return ExportResult("tflm", path, mp, rep, {"arena_bytes": arena})
 
 

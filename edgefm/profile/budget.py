@@ -14,11 +14,13 @@
     max_error = 8.0                # or an error metric (lower is better), e.g. HR MAE in bpm
     error_metric = "hr_mae_bpm"
 
-Unknown keys are refused with one line listing the known ones, before anything runs.
+Unknown keys are refused with one line listing the known ones, before anything runs; every
+limit must be a finite number >= 0 (``inf``/``nan`` are refused, naming the file and key).
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -49,8 +51,9 @@ class Budget:
     def __post_init__(self):
         for k in _NUM:
             v = getattr(self, k)
-            if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0):
-                raise ConfigError(f"must be a non-negative number, got {v!r}", path=self.path or None, field=k)
+            if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                      and math.isfinite(v) and v >= 0):
+                raise ConfigError(f"must be a finite number >= 0, got {v!r}", path=self.path or None, field=k)
         for k in _STR:
             v = getattr(self, k)
             if v is not None and not isinstance(v, str):
@@ -68,11 +71,13 @@ def load_budget(path: str | Path) -> Budget:
     """Parse and validate a budget TOML (top-level keys or a ``[budget]`` table)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError("budget file not found", path=path)
+        raise ConfigError("budget file not found" if not path.exists() else "not a file", path=path)
     try:
         d = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"not valid TOML ({str(e).splitlines()[0]})", path=path) from e
+        raise ConfigError(f"not valid TOML ({(str(e).splitlines() or [type(e).__name__])[0]})", path=path) from e
+    except OSError as e:
+        raise ConfigError(f"cannot read ({e.strerror or type(e).__name__})", path=path) from e
     if set(d) == {"budget"} and isinstance(d["budget"], dict):
         d = d["budget"]
     unknown = sorted(set(d) - set(KNOWN_KEYS))

@@ -7,10 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from edgefm.errors import ConfigError
+from edgefm.errors import BudgetExceeded, ConfigError, EdgefmError, IntegrityError, ManifestError, VerificationError
 from edgefm.profile.budget import Budget, BudgetRow, check_budget, load_budget
 from edgefm.profile.latency import Measurement, measure
-from edgefm.profile.variants import Variant, discover, variant_for
+from edgefm.profile.variants import Variant, discover, refused_variant, variant_for
+
+
+def _row_text(r: BudgetRow) -> str:
+    measured = "not measured" if r.measured is None else f"{r.measured:,.2f}"
+    return f"{r.name} = {measured} ({'<=' if r.direction == 'max' else '>='} {r.limit:,.2f} {r.unit})"
 
 
 @dataclass
@@ -27,23 +32,65 @@ class ProfileResult:
     _sim_obj: object = None
 
     @property
+    def problems(self) -> list[dict]:
+        """Variants that were refused (integrity) or failed to run: ``{name, path, reason}``."""
+        return [{"name": r["name"], "path": r["path"], "integrity": r.get("integrity", ""),
+                 "reason": r["error"]} for r in self.rows if not r["ok"]]
+
+    @property
+    def unverified(self) -> list[str]:
+        """Variants run without a manifest (accepted with ``unverified=True``)."""
+        return [r["name"] for r in self.rows if r.get("integrity") == "unverified"]
+
+    @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.budget)
+        """False when any variant was refused or failed, or any budget row failed."""
+        return not self.problems and all(r.passed for r in self.budget)
 
     @property
     def failed_rows(self) -> list[BudgetRow]:
         return [r for r in self.budget if not r.passed]
 
+    def verdict(self) -> str:
+        """One line: why ``passed`` is false (empty when it is true)."""
+        parts = [f"{p['name']} {p['reason']}" for p in self.problems]
+        parts += [f"budget {_row_text(r)}" for r in self.failed_rows]
+        return "; ".join(parts)
+
+    def raise_for_problems(self) -> None:
+        """Raise the typed error that says why the profile did not pass: a refused variant's own
+        error class (IntegrityError, ManifestError), VerificationError for a variant that failed
+        to run, BudgetExceeded for failed budget rows."""
+        if self.passed:
+            return
+        refused = [r for r in self.rows if r.get("integrity") == "refused"]
+        failed = [r for r in self.rows if not r["ok"] and r.get("integrity") != "refused"]
+        if refused:
+            cls: type[EdgefmError] = IntegrityError if any(r.get("refused_error") == "IntegrityError"
+                                                           for r in refused) else ManifestError
+            raise cls(f"{len(refused)} of {len(self.rows)} variants refused: "
+                      + "; ".join(f"{r['name']} ({r['error']})" for r in refused),
+                      path=refused[0]["path"], hint="re-export the refused artifacts; nothing was measured for them")
+        if failed:
+            raise VerificationError(f"{len(failed)} of {len(self.rows)} variants failed to run: "
+                                    + "; ".join(f"{r['name']} ({r['error']})" for r in failed),
+                                    path=failed[0]["path"])
+        raise BudgetExceeded("failed: " + "; ".join(_row_text(r) for r in self.failed_rows), path=self.budget_path)
+
     def to_dict(self) -> dict:
         return {"variants": self.rows, "ratios": self.ratios, "target": self.sim,
                 "target_model": self.sim_model, "budget": [r.to_dict() for r in self.budget],
-                "budget_file": self.budget_path, "passed": self.passed, "seconds": self.seconds,
+                "budget_file": self.budget_path, "passed": self.passed, "verdict": self.verdict(),
+                "problems": self.problems, "unverified": self.unverified, "seconds": self.seconds,
                 "settings": self.settings, "per_layer": self.per_layer}
 
 
 def _macs_params(v: Variant) -> tuple[int | None, int | None]:
-    """MACs and parameters from the graph (.tflite/.onnx), else from the manifest."""
+    """MACs and parameters from the graph (.tflite/.onnx), else from the manifest. A refused
+    variant's file is not parsed."""
     from firmware_sim.costs import layers_from_onnx, layers_from_tflite
+    if v.refused:
+        return None, None
     layers = None
     try:
         if v.kind == "tflite":
@@ -58,11 +105,22 @@ def _macs_params(v: Variant) -> tuple[int | None, int | None]:
     return (int(m) if isinstance(m, (int, float)) else None), (int(p) if isinstance(p, (int, float)) else None)
 
 
-def collect_variants(inputs: Sequence[str | Path]) -> list[Variant]:
+def collect_variants(inputs: Sequence[str | Path], *, unverified: bool = False) -> list[Variant]:
+    """Variants of the named files and of every artifact in the named run directories. A file
+    that fails its integrity check becomes a refused variant (reported, never run); a path
+    that does not exist is an error."""
     seen, out = set(), []
     for p in inputs:
         p = Path(p)
-        vs = discover(p) if p.is_dir() else [variant_for(p)]
+        if p.is_dir():
+            vs = discover(p, unverified=unverified)
+        else:
+            try:
+                vs = [variant_for(p, unverified=unverified)]
+            except ManifestError as e:
+                if not p.is_file():
+                    raise
+                vs = [refused_variant(p, e)]
         for v in vs:
             key = v.path.resolve()
             if key not in seen:
@@ -93,7 +151,7 @@ def _measure_tflm_arena(path: Path) -> tuple[int | None, str]:
 
 
 def _pick_sim_artifact(variants: list[Variant], budget: Budget | None) -> Variant | None:
-    cands = [v for v in variants if v.kind in ("tflite", "onnx")]
+    cands = [v for v in variants if v.kind in ("tflite", "onnx") and not v.refused]
     if budget and budget.variant:
         for v in cands:
             if v.name == budget.variant or v.path.name == budget.variant:
@@ -123,9 +181,14 @@ def _ratios(rows: list[dict]) -> dict[str, float]:
 
 def profile(inputs: Sequence[str | Path], *, device: str | None = None, budget: str | Path | Budget | None = None,
             trace: str | Path | None = None, trace_days: float = 1.0, runs: int = 100, warmup: int = 10,
-            per_layer: bool = True, etdump: bool = False, progress=None, gate=None) -> ProfileResult:
+            per_layer: bool = True, etdump: bool = False, progress=None, gate=None,
+            unverified: bool = False) -> ProfileResult:
     """Profile artifacts (files or run directories) on the host, estimate them on ``device``,
     check ``budget``. Budget and device are validated before anything runs.
+
+    Every variant's sha256 is checked against its manifest; one that fails is a refused row and
+    the result does not pass (``passed`` False, ``raise_for_problems`` raises its error).
+    ``unverified``: accept files without a manifest; their rows say ``integrity: unverified``.
 
     ``gate``: a ``runtime.gate.GateConfig`` for the simulated gated policies (default: the
     runtime's default gate); pass the calibrated one so the budget sees the deployed gate."""
@@ -141,7 +204,7 @@ def profile(inputs: Sequence[str | Path], *, device: str | None = None, budget: 
     if b and b.needs_device and dev is None:
         raise ConfigError("the budget has device rows but no device is named",
                           path=b.path or None, hint="add device = \"nrf52840\" to the budget or pass --device")
-    variants = collect_variants(inputs)
+    variants = collect_variants(inputs, unverified=unverified)
     traces = None
     if dev is not None and trace is not None:
         from firmware_sim import load_trace
@@ -150,14 +213,16 @@ def profile(inputs: Sequence[str | Path], *, device: str | None = None, budget: 
     rows, per_layer_out = [], {}
     for v in variants:
         if progress:
-            progress(f"measuring {v.name} ({v.label})")
+            progress(f"refused {v.name}: {v.refused}" if v.refused else
+                     f"measuring {v.name} ({v.label}){' [unverified]' if v.unverified else ''}")
         if v.refused:
             m = Measurement(v, False, error="refused: " + v.refused)
         else:
             m = measure(v, runs=runs, warmup=warmup, per_layer=per_layer, etdump=etdump)
         macs, params = _macs_params(v)
         row = {"name": v.name, "path": str(v.path), "kind": v.kind, "dtype": v.dtype, "role": v.role,
-               "bytes": v.path.stat().st_size, "ok": m.ok, "error": m.error,
+               "bytes": v.path.stat().st_size, "ok": m.ok, "error": m.error, "integrity": v.integrity,
+               **({"refused_error": v.refused_error} if v.refused else {}),
                "params": m.params if m.params is not None else params,
                "macs": m.macs if m.macs is not None else macs,
                "input_shape": m.input_shape, "rss_peak_mb": m.rss_peak_mb,
@@ -185,11 +250,12 @@ def profile(inputs: Sequence[str | Path], *, device: str | None = None, budget: 
     if dev is not None:
         art = _pick_sim_artifact(variants, b)
         if art is not None:
-            from firmware_sim import model_info_from_artifact, simulate
+            from firmware_sim import simulate
             from firmware_sim.reference import reference_day
             if progress:
                 progress(f"simulating {art.name} on {dev.name}")
-            info = model_info_from_artifact(art.path)
+            from firmware_sim.simulate import load_model_info
+            info = load_model_info(art.path, unverified=art.unverified)
             arena_note = "from the TFLite Micro export's manifest" if info.arena_bytes else ""
             if info.arena_bytes is None and art.kind == "tflite" and art.dtype == "int8":
                 info.arena_bytes, arena_note = _measure_tflm_arena(art.path)

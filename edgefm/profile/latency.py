@@ -71,7 +71,8 @@ def measure(v: Variant, *, runs: int = 100, warmup: int = 10, per_layer: bool = 
     """
     with tempfile.TemporaryDirectory(prefix="edgefm-prof-") as tmp:
         spec = {"kind": v.kind, "path": str(v.path), "runs": int(runs), "warmup": int(warmup),
-                "per_layer": per_layer, "etdump": etdump, "input_shape": v.input_shape, "tmp": tmp}
+                "per_layer": per_layer, "etdump": etdump, "input_shape": v.input_shape, "tmp": tmp,
+                "unverified": v.unverified, "sha256": v.manifest.get("sha256")}
         env = dict(os.environ, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="3")
         try:
             # run the worker as a script: importing the edgefm package would load torch into

@@ -100,14 +100,33 @@ def variant_table(res) -> tuple[list[str], list[list[str]]]:
             "size KB", "params", "MACs"]
     body = []
     for r in res.rows:
+        name = _variant_name(r)
         if not r["ok"]:
-            body.append([r["name"], r["kind"], r["dtype"], "failed: " + r["error"][:80]] + [""] * 8)
+            body.append([name, r["kind"], r["dtype"], "failed: " + r["error"][:160]] + [""] * 8)
             continue
-        body.append([r["name"], f"{r['role']} {r['kind']}" if r["kind"] == "eager" else r["kind"], r["dtype"],
+        body.append([name, f"{r['role']} {r['kind']}" if r["kind"] == "eager" else r["kind"], r["dtype"],
                      _fmt(r["p50_ms"], 3), _fmt(r["p90_ms"], 3), _fmt(r["p99_ms"], 3),
                      _fmt(r["throughput_per_s"], 0), _fmt(r["rss_peak_mb"], 0), _fmt(r["rss_model_mb"], 1),
                      _fmt(r["bytes"] / 1024, 1), _fmt(r["params"]), _fmt(r["macs"])])
     return head, body
+
+
+def _variant_name(r: dict) -> str:
+    """The row's name, marked when its integrity was not checked or it was refused."""
+    mark = {"unverified": " [unverified]", "refused": " [refused]"}.get(r.get("integrity", ""), "")
+    return r["name"] + mark
+
+
+def integrity_lines(res) -> list[str]:
+    """What was not verified or not run, and the overall verdict: for every report format."""
+    lines = []
+    if res.unverified:
+        lines.append("UNVERIFIED (no manifest, sha256 not checked; accepted with --unverified): "
+                     + ", ".join(res.unverified))
+    for p in res.problems:
+        lines.append(f"{'REFUSED' if p['integrity'] == 'refused' else 'FAILED'}: {p['name']}: {p['reason']}")
+    lines.append("passed: " + ("true" if res.passed else "false"))
+    return lines
 
 
 def policy_table(sim: dict) -> tuple[list[str], list[list[str]]]:
@@ -123,8 +142,10 @@ def policy_table(sim: dict) -> tuple[list[str], list[list[str]]]:
 def target_lines(sim: dict) -> list[str]:
     ram, fl = sim["ram"], sim["flash"]
     arena_m = ram["arena_bytes_measured"]
+    integrity = sim.get("model_integrity", "")
     return [
-        f"device {sim['device']}: model {sim['model']['name']} ({sim['model']['macs']:,} MACs)",
+        f"device {sim['device']}: model {sim['model']['name']} ({sim['model']['macs']:,} MACs)"
+        + (f" [{integrity.upper()}: no manifest, sha256 not checked]" if integrity == "unverified" else ""),
         f"latency: {sim['inference_ms']:.2f} ms per inference, worst case {sim['worst_case_latency_ms']:.2f} ms "
         f"vs hop deadline {sim['deadline_ms']:.0f} ms -> {'OK' if sim['latency_ok'] else 'MISSED'}",
         f"energy per inference: {sim['inference_energy_uj']:.1f} uJ",
@@ -149,7 +170,8 @@ def _md_table(head, body) -> str:
 def to_markdown(res) -> str:
     parts = ["# edgefm profile", "", f"Host timings: {res.settings.get('host_timing')}; "
              f"{res.settings.get('runs')} runs after {res.settings.get('warmup')} warm-up. "
-             f"Total {res.seconds:.1f} s.", "", _md_table(*variant_table(res)), ""]
+             f"Total {res.seconds:.1f} s.", ""] + ["- " + l for l in integrity_lines(res)] + \
+        ["", _md_table(*variant_table(res)), ""]
     main = {k: v for k, v in res.ratios.items() if k.startswith("ratio_")}
     if main:
         parts += ["## Ratios (p50, same run)", "", _md_table(["ratio", "x"], [[k, f"{v:,.1f}"] for k, v in main.items()]), ""]
@@ -184,6 +206,7 @@ def to_html(res) -> str:
 
     body = [f"<h1>edgefm profile</h1><p>{html.escape(res.settings.get('host_timing', ''))}; "
             f"{res.settings.get('runs')} runs after {res.settings.get('warmup')} warm-up; total {res.seconds:.1f} s.</p>",
+            "<ul>" + "".join(f"<li>{html.escape(l)}</li>" for l in integrity_lines(res)) + "</ul>",
             table(*variant_table(res))]
     if any(r.get("ok") for r in res.rows):
         body.append(img(plot_latency(res.rows), "latency per variant"))
@@ -211,10 +234,11 @@ def to_html(res) -> str:
             f"<style>{css}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def write_reports(res, out: str | Path) -> Path:
-    """Write ``profile.json``, ``profile.md`` and ``profile.html`` into ``out`` atomically."""
+def write_reports(res, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``profile.json``, ``profile.md`` and ``profile.html`` into ``out`` atomically; an
+    existing non-empty ``out`` is replaced only with ``overwrite``."""
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         atomic_write_bytes(tmp / "profile.json", (dumps(res.to_dict()) + "\n").encode())
         atomic_write_bytes(tmp / "profile.md", to_markdown(res).encode())
         atomic_write_bytes(tmp / "profile.html", to_html(res).encode())

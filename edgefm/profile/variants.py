@@ -3,6 +3,10 @@
 A variant is one runnable thing: an ``.pte``, ``.tflite`` or ``.onnx`` artifact, or a torch
 checkpoint run eagerly (``.pt``/``.pth``/``.pt2``). Its precision (fp32/int8) comes from its
 manifest's ``quantization.dtype``, else from the file name (``int8``, ``q8``, ``qdq``).
+
+Integrity is always on: every variant's sha256 is checked against its manifest. A file whose
+manifest disagrees is refused; a file with no manifest is refused unless ``unverified=True``
+(the CLI's ``--unverified``), and then every report marks it "unverified".
 """
 
 from __future__ import annotations
@@ -29,17 +33,32 @@ class Variant:
     input_shape: list[int] | None = None
     manifest: dict = field(default_factory=dict)
     refused: str = ""          # why the artifact is not run (e.g. sha256 differs from its manifest)
+    refused_error: str = ""    # the typed error's class name (IntegrityError, ManifestError)
+    unverified: bool = False   # no manifest, accepted with unverified=True: sha256 not checked
+
+    @property
+    def integrity(self) -> str:
+        """``refused``, ``unverified`` or ``verified`` (sha256 matches the manifest)."""
+        return "refused" if self.refused else ("unverified" if self.unverified else "verified")
 
     @property
     def label(self) -> str:
         return f"{self.role} {self.kind} {self.dtype}" if self.kind == "eager" else f"{self.kind} {self.dtype}"
 
 
-def _manifest(path: Path) -> dict:
-    from edgefm.manifest import manifest_path_for, read_artifact_manifest
-    if not manifest_path_for(path).exists():
-        return {}
-    return read_artifact_manifest(path, verify=True)   # a tampered artifact is refused here
+def _manifest(path: Path, unverified: bool = False) -> dict | None:
+    """The artifact's manifest with its sha256 checked; None for a file without one when
+    ``unverified`` (else :class:`ManifestError`)."""
+    from edgefm.manifest import manifest_path_for
+    from runtime.model import verified_manifest
+    mp = manifest_path_for(path)
+    if not (mp.exists() or mp.is_symlink()):
+        if unverified:
+            return None
+        raise ManifestError(f"no manifest {mp.name} beside it: its sha256 cannot be checked", path=path,
+                            field="manifest", hint="re-export it, or pass --unverified to profile it anyway "
+                                                   "(every report then says 'unverified')")
+    return verified_manifest(path)   # a tampered artifact is refused here
 
 
 def _dtype(path: Path, m: dict) -> str:
@@ -69,7 +88,15 @@ def _input_shape(m: dict) -> list[int] | None:
     return None
 
 
-def variant_for(path: str | Path, *, role: str | None = None, input_shape=None) -> Variant:
+def variant_for(path: str | Path, *, role: str | None = None, input_shape=None,
+                unverified: bool = False) -> Variant:
+    """The variant for one file, its manifest's sha256 checked.
+
+    Raises:
+        IntegrityError: the file differs from its manifest.
+        ManifestError: no manifest (unless ``unverified``), or an unreadable one.
+        ConfigError: a file kind that cannot be profiled.
+    """
     path = Path(path)
     if not path.exists():
         raise ManifestError("artifact not found", path=path)
@@ -77,14 +104,24 @@ def variant_for(path: str | Path, *, role: str | None = None, input_shape=None) 
     if kind is None:
         raise ConfigError(f"cannot profile {path.suffix!r} files (profiles: {', '.join(sorted(KINDS))})",
                           path=path)
-    m = _manifest(path)
+    m = _manifest(path, unverified)
+    is_unverified = m is None
+    m = m or {}
     return Variant(name=path.name, kind=kind, path=path, dtype=_dtype(path, m),
                    role=role or _role(path, m), input_shape=list(input_shape) if input_shape else _input_shape(m),
-                   manifest=m)
+                   manifest=m, unverified=is_unverified)
 
 
-def discover(run_dir: str | Path) -> list[Variant]:
-    """Every profilable artifact under ``run_dir`` (hidden and temporary entries skipped)."""
+def refused_variant(path: Path, error: ManifestError) -> Variant:
+    """A row for an artifact that is not run, with the typed error that refused it."""
+    return Variant(name=path.name, kind=KINDS[path.suffix.lower()], path=path, dtype=_dtype(path, {}),
+                   role=_role(path, {}), refused=f"{type(error).__name__}: {error.one_line()}",
+                   refused_error=type(error).__name__)
+
+
+def discover(run_dir: str | Path, *, unverified: bool = False) -> list[Variant]:
+    """Every profilable artifact under ``run_dir`` (hidden and temporary entries skipped); one
+    that fails its integrity check is kept as a refused variant (reported, never run)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError("run directory not found", path=run_dir, hint="pass artifacts or a run directory")
@@ -94,8 +131,7 @@ def discover(run_dir: str | Path) -> list[Variant]:
             continue
         if p.is_file() and p.suffix.lower() in KINDS:
             try:
-                out.append(variant_for(p))
+                out.append(variant_for(p, unverified=unverified))
             except ManifestError as e:   # one bad artifact is reported, the rest still profiled
-                out.append(Variant(name=p.name, kind=KINDS[p.suffix.lower()], path=p, dtype=_dtype(p, {}),
-                                   role=_role(p, {}), refused=f"{type(e).__name__}: {e.one_line()}"))
+                out.append(refused_variant(p, e))
     return out
