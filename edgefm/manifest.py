@@ -154,6 +154,16 @@ def check_output(out: str | Path, *, overwrite: bool = False, sources: tuple = (
     if out.is_symlink():
         raise ConfigError("the output is a symbolic link; refusing to write through it", path=out,
                           field=option, hint=f"pass a real path to {option}")
+    full = Path(os.path.abspath(out))
+    for anc in full.parents:                 # the nearest existing ancestor must be a writable folder
+        if anc.exists():
+            if not anc.is_dir():
+                raise ConfigError(f"cannot be created: {anc} is a file, not a folder", path=out,
+                                  field=option, hint=f"choose another {option}")
+            if not os.access(anc, os.W_OK | os.X_OK) and not out.exists():
+                raise ConfigError(f"cannot be created: {anc} is not writable", path=out, field=option,
+                                  hint=f"choose another {option}")
+            break
     if out.exists() and not (overwrite or resumable):
         if out.is_dir():
             if any(out.iterdir()):
@@ -227,8 +237,10 @@ def read_json(path: str | Path) -> dict:
         raise ManifestError("manifest not found", path=path)
     try:
         return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
         raise ManifestError(f"not valid JSON ({e})", path=path) from e
+    except OSError as e:
+        raise ManifestError(f"cannot read ({e.strerror or type(e).__name__})", path=path) from e
 
 
 def manifest_path_for(artifact: str | Path) -> Path:
@@ -272,6 +284,9 @@ def read_artifact_manifest(artifact: str | Path, verify: bool = True) -> dict:
     if not artifact.exists():
         raise ManifestError("artifact not found", path=artifact)
     m = read_json(manifest_path_for(artifact))
+    if not isinstance(m, dict):
+        raise ManifestError(f"a manifest must be a JSON object, got {type(m).__name__}",
+                            path=manifest_path_for(artifact), hint="re-export the artifact")
     if verify:
         got = sha256_file(artifact)
         if got != m.get("sha256"):

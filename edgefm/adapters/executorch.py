@@ -95,6 +95,10 @@ class ExecuTorchRunner:
 
     def __init__(self, model: bytes):
         from executorch.runtime import Runtime
+        model = bytes(model)
+        if not (len(model) >= 8 and model[4:6] == b"ET" and model[6:8].isdigit()):
+            # a garbage identifier makes the runtime's logger abort the whole process
+            raise ExportError("not an ExecuTorch program (no 'ET..' file identifier)", hint="re-export the .pte")
         try:
             self._prog = Runtime.get().load_program(model)
             self._m = self._prog.load_method("forward")

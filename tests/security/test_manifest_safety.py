@@ -108,3 +108,23 @@ def test_safe_name_refuses(name):
 @pytest.mark.parametrize("name", ["acc_x", "S1", "ppg2", "walking-fast", "v1.2", "a+b"])
 def test_safe_name_accepts(name):
     assert safe_name(name, what="channel") == name
+
+
+def test_check_output_refuses_a_path_below_a_file(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        check_output(tmp_path / "afile" / "deeper" / "out")
+
+
+def test_a_manifest_that_is_not_an_object_is_a_typed_error(tmp_path):
+    from edgefm.manifest import manifest_path_for, read_artifact_manifest
+    art = tmp_path / "m.onnx"
+    art.write_bytes(b"x")
+    for text in ("[1, 2]", "3", '"s"', "null"):
+        manifest_path_for(art).write_text(text)
+        with pytest.raises(ManifestError, match="JSON object"):
+            read_artifact_manifest(art)
+    manifest_path_for(art).unlink()
+    manifest_path_for(art).mkdir()
+    with pytest.raises(ManifestError, match="cannot read"):
+        read_artifact_manifest(art)
