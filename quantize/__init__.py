@@ -6,6 +6,6 @@
 """
 
 from quantize.prune import PruneConfig, PruneReport, model_stats, prune_, recover_  # noqa: F401
-from quantize.ptq import QuantConfig, QuantizedModel, quantize_  # noqa: F401
+from quantize.ptq import HR_RANGE_BPM, QuantConfig, QuantizedModel, output_range_for, quantize_  # noqa: F401
 from quantize.sqnr import layer_sqnr, sqnr_db  # noqa: F401
 

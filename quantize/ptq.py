@@ -34,6 +34,21 @@ _ALIASES = {"executorch": "pte", "xnnpack": "pte", "litert": "tflite", "tflm": "
             "onnxruntime": "onnx"}
 
 
+HR_RANGE_BPM = (30.0, 230.0)   # resting bradycardia to maximal exercise heart rate: what an HR output must represent
+
+
+def output_range_for(output_spec: dict | None) -> tuple[float, float] | None:
+    """The range an int8 output must cover for a model's ``output_spec``: its own ``range`` if it
+    states one, :data:`HR_RANGE_BPM` for a heart rate in bpm, else None (the calibration's)."""
+    spec = output_spec or {}
+    if spec.get("range") is not None:
+        lo, hi = spec["range"]
+        return float(lo), float(hi)
+    if spec.get("unit") == "bpm":
+        return HR_RANGE_BPM
+    return None
+
+
 @dataclass(frozen=True)
 class QuantConfig:
     """int8 static PTQ settings.

@@ -79,9 +79,10 @@ def quantize(ckpt: Annotated[Path, typer.Argument(help="Student or model checkpo
     """int8-quantize CKPT (one PT2E scheme for every backend; BACKEND picks the graph's form) and
     print the per-layer SQNR (dB) report.
     (Write the artifact with `edgefm export run CKPT --int8`.)"""
-    from quantize.ptq import QuantConfig, quantize_
+    from quantize.ptq import QuantConfig, output_range_for, quantize_
     lm, x, _ = _calib(ckpt, calib, n, unverified=unverified)
-    qm = quantize_(lm.model, QuantConfig(backend=backend.value, calibration=x))
+    qm = quantize_(lm.model, QuantConfig(backend=backend.value, calibration=x,
+                                         output_range=output_range_for(lm.output_spec)))
     if json_:
         print_json({"backend": qm.backend, "layer_sqnr": qm.layer_sqnr,
                     "source_integrity": "unverified" if lm.source.get("unverified") else "verified"})

@@ -140,12 +140,14 @@ def _check_verification(fmt: str, path: Path, rep: dict, int8: bool) -> None:
                                                 "(edgefm compress tune) or recalibrate with more windows")
 
 
-def _int8(model, calib: np.ndarray, quantized=None, keep_float=()):
+def _int8(model, calib: np.ndarray, quantized=None, keep_float=(), output_spec=None):
     """The shared int8 model: ``quantized`` when given (checked to be calibrated on ``calib``),
-    else a new calibration on ``calib``."""
-    from quantize.ptq import QuantConfig, QuantizedModel, quantize_
+    else a new calibration on ``calib`` whose output covers the output spec's range
+    (:func:`quantize.ptq.output_range_for`: 30-230 bpm for heart rate)."""
+    from quantize.ptq import QuantConfig, QuantizedModel, output_range_for, quantize_
     if quantized is None:
-        return quantize_(model, QuantConfig(backend="pte", calibration=calib, keep_float=tuple(keep_float)))
+        return quantize_(model, QuantConfig(backend="pte", calibration=calib, keep_float=tuple(keep_float),
+                                            output_range=output_range_for(output_spec)))
     if not isinstance(quantized, QuantizedModel) or quantized.observed is None:
         raise ConfigError("quantized= must be a QuantizedModel from quantize.ptq.quantize_", field="quantized")
     c = quantized.config.calibration
@@ -184,7 +186,7 @@ def export_pte(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, *
     from edgefm.adapters import executorch as et
     model, calib, _, hx, hy = _prep(model, calib, heldout, spec)
     example = (torch.from_numpy(calib[:1]),)
-    qm = _int8(model, calib, quantized) if int8 else None
+    qm = _int8(model, calib, quantized, output_spec=spec.output_spec) if int8 else None
     data, leftover = et.lower(qm.converted(fold=True) if int8 else model, example)
     path = Path(out_dir) / f"{name}_xnnpack_{'q8' if int8 else 'fp32'}.pte"
     eager = eager_outputs(model, hx)
@@ -199,12 +201,12 @@ def export_pte(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, *
 
 # --------------------------------------------------------------------------- LiteRT
 
-def _tflite_bytes(model, calib, int8: bool, keep_float=(), quantized=None):
+def _tflite_bytes(model, calib, int8: bool, keep_float=(), quantized=None, output_spec=None):
     from edgefm.adapters import litert
     example = (torch.from_numpy(calib[:1]),)
     if not int8:
         return litert.strip_names(litert.convert(model, example)), None
-    qm = _int8(model, calib, quantized, keep_float)
+    qm = _int8(model, calib, quantized, keep_float, output_spec=output_spec)
     data = litert.convert(qm.converted(fold=False), example, int8=True)
     return litert.strip_names(litert.int8_io(data)), qm
 
@@ -219,7 +221,7 @@ def export_tflite(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray
     model, calib, _, hx, hy = _prep(model, calib, heldout, spec)
     example = (torch.from_numpy(calib[:1]),)
     check_ops(model, example, "litert")
-    data, qm = _tflite_bytes(model, calib, int8, quantized=quantized)
+    data, qm = _tflite_bytes(model, calib, int8, quantized=quantized, output_spec=spec.output_spec)
     path = Path(out_dir) / f"{name}_{'int8' if int8 else 'fp32'}.tflite"
     r = litert.LiteRTRunner(data)
     eager = eager_outputs(model, hx)
@@ -247,7 +249,7 @@ def export_onnx(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, 
     from edgefm.adapters import onnx as ox
     model, calib, _, hx, hy = _prep(model, calib, heldout, spec)
     example = (torch.from_numpy(calib[:1]),)
-    qm = _int8(model, calib, quantized) if int8 else None
+    qm = _int8(model, calib, quantized, output_spec=spec.output_spec) if int8 else None
     data = qm.onnx_qdq() if int8 else ox.export(model, example)
     path = Path(out_dir) / (f"{name}_qdq.onnx" if int8 else f"{name}.onnx")
     eager = eager_outputs(model, hx)
@@ -275,7 +277,7 @@ def export_tflm(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, 
     model, calib, _, hx, hy = _prep(model, calib, heldout, spec)
     example = (torch.from_numpy(calib[:1]),)
     check_ops(model, example, "tflm")
-    data, qm = _tflite_bytes(model, calib, True, quantized=quantized)
+    data, qm = _tflite_bytes(model, calib, True, quantized=quantized, output_spec=spec.output_spec)
     out_dir = Path(out_dir)
     tflm.check_ops(litert.list_ops(data), str(out_dir / "model_data.cc"))
     r_lite = litert.LiteRTRunner(data)
@@ -333,6 +335,6 @@ def export(model: torch.nn.Module, fmt: str, out_dir: str | Path, calib: np.ndar
                               hint="choose pte, tflite, onnx, tflm or all")
     if quantized is None and sum(int8 or f == "tflm" for f in fmts) > 1:
         model, c, _, _, _ = _prep(model, calib, heldout, spec)
-        quantized = _int8(model, c)
+        quantized = _int8(model, c, output_spec=spec.output_spec)
     return [_FUNCS[f](model, out_dir, calib, int8=(True if f == "tflm" else int8), heldout=heldout,
                       spec=spec, name=name, quantized=quantized) for f in fmts]

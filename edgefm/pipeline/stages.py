@@ -302,7 +302,7 @@ def stage_quantize(ctx: StageContext, inputs: dict) -> dict:
     p = ctx.params
     q = need("quantize", "quantize")
     from edgefm.export.verify import metrics
-    model, spec, _ = _load_pruned(inputs["prune"])
+    model, spec, out_spec = _load_pruned(inputs["prune"])
     calib, _ = _windows(inputs, "train", max_n=p["calib_windows"])
     x_te, y_te = _windows(inputs, "test", max_n=p.get("eval_windows", 256))
     with torch.no_grad():
@@ -311,7 +311,8 @@ def stage_quantize(ctx: StageContext, inputs: dict) -> dict:
     layers = {}
     for backend in ("pte", "tflite", "onnx"):
         ctx.log(f"int8 PTQ, {backend} form")
-        qm = q.quantize_(copy.deepcopy(model), q.QuantConfig(backend=backend, calibration=calib))
+        qm = q.quantize_(copy.deepcopy(model), q.QuantConfig(backend=backend, calibration=calib,
+                                                             output_range=q.output_range_for(out_spec)))
         outs = []
         for i in range(len(x_te)):        # the quantized graph is traced at batch 1
             o = qm(torch.from_numpy(x_te[i:i + 1]))
@@ -397,7 +398,6 @@ def stage_simulate(ctx: StageContext, inputs: dict) -> dict:
     """Energy, latency, memory and battery per policy on the named device over the traces."""
     p = ctx.params
     fs = need("firmware_sim.simulate", "simulate")
-    from firmware_sim.costs import model_info_from_artifact
     from firmware_sim.device import load_device
     dev = load_device(p["device"])
     # the artifact a wristband runs: int8 .tflite, else the best exported one (named in the summary)
@@ -410,7 +410,7 @@ def stage_simulate(ctx: StageContext, inputs: dict) -> dict:
             continue
     if art is None:
         raise StageError("no .tflite or .onnx artifact to simulate in the export stage")
-    info = model_info_from_artifact(art)
+    info = fs.load_model_info(art)          # sha256 checked before the graph is parsed
     gcfg = inputs["gate"].summary["config"]
     traces = fs.load_trace(cohort_dir(inputs["data"]) / "traces")
     res = fs.simulate(info, traces, dev, fs.default_policies(_fw_gate(gcfg)))
