@@ -25,7 +25,9 @@ from edgefm.manifest import sha256_file
 def _load_teacher(teacher):
     if isinstance(teacher, (str, Path)):
         from edgefm.train.checkpoint import load_teacher
-        return load_teacher(teacher), Path(teacher)
+        path = Path(teacher)
+        path = path / "teacher.pt" if path.is_dir() else path     # a teacher run directory
+        return load_teacher(path), path
     return teacher, None
 
 

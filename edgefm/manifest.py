@@ -160,9 +160,12 @@ def check_output(out: str | Path, *, overwrite: bool = False, sources: tuple = (
             if not anc.is_dir():
                 raise ConfigError(f"cannot be created: {anc} is a file, not a folder", path=out,
                                   field=option, hint=f"choose another {option}")
-            if not os.access(anc, os.W_OK | os.X_OK) and not out.exists():
-                raise ConfigError(f"cannot be created: {anc} is not writable", path=out, field=option,
-                                  hint=f"choose another {option}")
+            if not out.exists():
+                try:                         # a real probe: permissions, read-only or virtual file systems
+                    os.rmdir(tempfile.mkdtemp(prefix=".edgefm-probe-", dir=anc))
+                except OSError as e:
+                    raise ConfigError(f"cannot be created: {anc} is not writable ({e.strerror or e})",
+                                      path=out, field=option, hint=f"choose another {option}") from e
             break
     if out.exists() and not (overwrite or resumable):
         if out.is_dir():

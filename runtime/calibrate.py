@@ -361,8 +361,20 @@ def calibrate(data: str | Path, target_recall: float = 0.95, *, out: str | Path 
         png = out.with_suffix(".png")
         plot_curve(report, png)
         report["plot"] = png.name
-        atomic_write_json(out, report)
+        atomic_write_json(out, _undefined_as_null(report))
     return report
+
+
+def _undefined_as_null(obj):
+    """JSON has no NaN: an undefined figure (recall with no events, skip with no windows) is
+    written as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _undefined_as_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_undefined_as_null(v) for v in obj]
+    return obj
 
 
 def plot_curve(report: dict, png: str | Path) -> Path:

@@ -44,3 +44,29 @@ def handle_errors(fn: Callable) -> Callable:
             err.print(f"[red]error:[/red] {type(e).__name__}: {e.one_line()}", highlight=False, soft_wrap=True)
             raise typer.Exit(1)
     return wrapper
+
+
+def number(*, min: float | None = None, max: float | None = None, min_open: bool = False) -> Callable:
+    """A Typer option callback that refuses NaN, infinities and values outside ``[min, max]``
+    (``(min, max]`` with ``min_open``) with click's usage error for that option (exit 2), before
+    the value sizes anything. Click's own ranges let NaN through (every comparison is False).
+
+    >>> window_s: Annotated[float, typer.Option("--window-s", callback=number(min=0, min_open=True))]
+    """
+    import math
+
+    def check(value):
+        if value is None or isinstance(value, bool):
+            return value
+        v = float(value)
+        if not math.isfinite(v):
+            raise typer.BadParameter(f"must be a finite number, got {value}")
+        if min is not None and (v < min or (min_open and v == min)):
+            raise typer.BadParameter(f"must be {'>' if min_open else '>='} {min:g}, got {value}")
+        if max is not None and v > max:
+            raise typer.BadParameter(f"must be <= {max:g}, got {value}")
+        return value
+    return check
+
+
+SEED_MAX = 2**32 - 1     # numpy's seed range

@@ -44,8 +44,8 @@ def prune(ckpt: Annotated[Path, typer.Argument(help="Student or model checkpoint
           method: Annotated[str, typer.Option("--method", help="structured | unstructured")] = "structured",
           schedule: Annotated[str, typer.Option("--schedule", help="oneshot | iterative")] = "oneshot",
           steps: Annotated[int, typer.Option("--steps", help="Iterative steps.")] = 1,
-          recover_epochs: Annotated[int, typer.Option("--recover-epochs", help="Distillation epochs per step.")] = 5,
-          n: Annotated[int, typer.Option("--n", help="Recovery windows.")] = 4096,
+          recover_epochs: Annotated[int, typer.Option("--recover-epochs", help="Distillation epochs per step.", min=0)] = 5,
+          n: Annotated[int, typer.Option("--n", help="Recovery windows.", min=1)] = 4096,
           overwrite: OverwriteOpt = False,
           unverified: UnverifiedOpt = False,
           json_: JsonOpt = False) -> None:
@@ -73,7 +73,7 @@ def prune(ckpt: Annotated[Path, typer.Argument(help="Student or model checkpoint
 def quantize(ckpt: Annotated[Path, typer.Argument(help="Student or model checkpoint.")],
              backend: Annotated[Backend, typer.Option("--backend", "-b")] = Backend.tflite,
              calib: Annotated[Path, typer.Option("--calib", help="Windows dataset (train split).")] = ...,
-             n: Annotated[int, typer.Option("--n", help="Calibration windows.")] = 256,
+             n: Annotated[int, typer.Option("--n", help="Calibration windows.", min=1)] = 256,
              unverified: UnverifiedOpt = False,
              json_: JsonOpt = False) -> None:
     """int8-quantize CKPT (one PT2E scheme for every backend; BACKEND picks the graph's form) and
@@ -97,7 +97,7 @@ def tune(ckpt: Annotated[Path, typer.Argument(help="Student or model checkpoint.
          backend: Annotated[Backend, typer.Option("--backend", "-b")] = Backend.tflite,
          calib: Annotated[Path, typer.Option("--calib", help="Windows dataset (train / val splits).")] = ...,
          tolerable_loss: Annotated[float, typer.Option("--tolerable-loss", help="Relative HR-MAE loss accepted.")] = 0.01,
-         n: Annotated[int, typer.Option("--n", help="Calibration / evaluation windows.")] = 256,
+         n: Annotated[int, typer.Option("--n", help="Calibration / evaluation windows.", min=1)] = 256,
          unverified: UnverifiedOpt = False,
          json_: JsonOpt = False) -> None:
     """Accuracy-aware int8 (Intel Neural Compressor tuning loop): the fewest layers kept in float."""

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgefm.cli.common import JsonOpt, SeedOpt, err, handle_errors, out, print_json
+from edgefm.cli.common import JsonOpt, SeedOpt, err, handle_errors, out, print_json, number
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -39,14 +39,14 @@ def run_cmd(
     out_path: Annotated[Path, typer.Option("--out", "-o", help="Student checkpoint to write (.pt).")],
     student: Annotated[str, typer.Option(help="Student factory (cnn1d_tiny|cnn1d_small|cnn1d_base|"
                                               "tiny_transformer_tiny|tiny_transformer_small).")] = "cnn1d_small",
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on val).")] = 20,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on val).", min=1)] = 20,
     batch_size: Annotated[int, typer.Option(help="Batch size (= InfoNCE pool).")] = 128,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.", callback=number(min=0, max=10, min_open=True))] = 2e-3,
     temperature: Annotated[float, typer.Option(help="InfoNCE temperature.")] = 0.1,
     cosine_weight: Annotated[float, typer.Option(help="Weight of 1 - cosine.")] = 1.0,
     mse_weight: Annotated[float, typer.Option(help="Weight of MSE.")] = 0.5,
     infonce_weight: Annotated[float, typer.Option(help="Weight of InfoNCE.")] = 1.0,
-    max_train: Annotated[Optional[int], typer.Option(help="Use at most this many train windows.")] = None,
+    max_train: Annotated[Optional[int], typer.Option(help="Use at most this many train windows.", min=1)] = None,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     unverified: UnverifiedOpt = False,
@@ -85,7 +85,7 @@ def eval_cmd(
     baselines: Annotated[bool, typer.Option(help="Train the supervised and SSL baselines too.")] = True,
     fractions: Annotated[str, typer.Option(help="Label fractions, comma separated.")] = "0.01,0.1,1",
     seeds: Annotated[int, typer.Option(help="Label draws per fraction.")] = 3,
-    epochs: Annotated[int, typer.Option(help="SSL baseline epochs.")] = 10,
+    epochs: Annotated[int, typer.Option(help="SSL baseline epochs.", min=0)] = 10,
     probes: Annotated[str, typer.Option(help="Probes, comma separated (linear, mlp).")] = "linear,mlp",
     overwrite: OverwriteOpt = False,
     unverified: UnverifiedOpt = False,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json
+from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json, number
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -37,19 +37,19 @@ def _check_report_out(out_path: Path, data: Path, overwrite: bool) -> None:
     if out_path.suffix.lower() == ".png":
         raise ConfigError("the report is JSON and its curve is written beside it as .png", path=out_path,
                           field="--out", hint="pass a .json file to --out")
-    for p in (out_path, out_path.with_suffix(".png")):
-        check_output(p, overwrite=overwrite, sources=(data,), option="--out")
+    check_output(out_path, overwrite=overwrite, sources=(data,), option="--out")   # refuses '.' too
+    check_output(out_path.with_suffix(".png"), overwrite=overwrite, sources=(data,), option="--out")
 
 
 @app.command("calibrate")
 @handle_errors
 def calibrate_cmd(
     data: DataArg,
-    target_recall: Annotated[float, typer.Option("--target-recall", help="Event-window recall to keep.")] = 0.95,
+    target_recall: Annotated[float, typer.Option("--target-recall", help="Event-window recall to keep.", callback=number(min=0, max=1, min_open=True))] = 0.95,
     out_path: Annotated[Path, typer.Option("--out", "-o", help="Gate report JSON (PNG curve beside it).")] = Path("gate.json"),
-    window_s: Annotated[float, typer.Option("--window-s", help="Model window, seconds.")] = 8.0,
-    hop_s: Annotated[float, typer.Option("--hop-s", help="Model hop, seconds.")] = 2.0,
-    fs_hz: Annotated[float, typer.Option("--fs-hz", help="Rate the gate runs at (data are resampled).")] = 32.0,
+    window_s: Annotated[float, typer.Option("--window-s", help="Model window, seconds.", callback=number(min=0, max=3600, min_open=True))] = 8.0,
+    hop_s: Annotated[float, typer.Option("--hop-s", help="Model hop, seconds.", callback=number(min=0, max=3600, min_open=True))] = 2.0,
+    fs_hz: Annotated[float, typer.Option("--fs-hz", help="Rate the gate runs at (data are resampled).", callback=number(min=1, max=1000))] = 32.0,
     block_s: Annotated[float, typer.Option("--block-s", help="Gate feature block, seconds.")] = 1.0,
     wake_every_s: Annotated[float, typer.Option("--wake-every-s", help="Periodic wake when off (0 = never).")] = 0.0,
     cv: Annotated[str, typer.Option("--cv", help="Held-out figures: 'split' (dataset test split) or 'loso' "
@@ -84,8 +84,8 @@ def calibrate_cmd(
 def evaluate_cmd(
     data: DataArg,
     gate: Annotated[Path, typer.Option("--gate", help="gate.json from `edgefm gate calibrate` (or a GateConfig dict).")],
-    window_s: Annotated[float, typer.Option("--window-s")] = 8.0,
-    hop_s: Annotated[float, typer.Option("--hop-s")] = 2.0,
+    window_s: Annotated[float, typer.Option("--window-s", callback=number(min=0, max=3600, min_open=True))] = 8.0,
+    hop_s: Annotated[float, typer.Option("--hop-s", callback=number(min=0, max=3600, min_open=True))] = 2.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Skip fraction, event recall and detection delay of a gate on labelled recordings."""

@@ -22,7 +22,7 @@ def run(
     device: Annotated[str, typer.Option("--device", help="Device profile name or .toml.")] = "nrf52840",
     budget: Annotated[Optional[Path], typer.Option("--budget", help="Budget TOML checked in the profile stage.")] = None,
     from_stage: Annotated[Optional[str], typer.Option("--from", help="Re-run from this stage.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.", min=0, max=2**32 - 1)] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
     as_json: JsonOpt = False,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json
+from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json, number
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -46,11 +46,11 @@ def train(
     data: Annotated[Path, typer.Argument(help="A windows dataset (edgefm data window / synth output).")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run directory for teacher.pt.")],
     size: Annotated[str, typer.Option("--size", help="tiny | small | base | large")] = "tiny",
-    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Wall-clock budget.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Wall-clock budget.", callback=number(min=0, min_open=True))] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Optimiser steps (cap when a budget is set).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Global batch size.")] = 64,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1e-3,
-    nproc: Annotated[int, typer.Option("--nproc", help="Processes for DDP through torchrun.")] = 1,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.", callback=number(min=0, max=10, min_open=True))] = 1e-3,
+    nproc: Annotated[int, typer.Option("--nproc", help="Processes for DDP through torchrun.", min=1, max=64)] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/teacher.pt.")] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
@@ -94,14 +94,21 @@ def train(
                              ("decoder_context", ctx), ("context_residual", context_residual),
                              ("loss", None if loss == "mse" else loss)) if v}
     resumed_unverified = _note_unverified(out_dir / "teacher.pt") if resume and unverified else []
-    with accept_unverified(unverified):
-        if nproc > 1:
-            ckpt = launch(data, out_dir, cfg, size=size, nproc=nproc, resume=resume, model_kw=kw or None)
-        else:
+    def run(into: Path) -> Path:
+        with accept_unverified(unverified):
+            if nproc > 1:
+                return launch(data, into, cfg, size=size, nproc=nproc, resume=resume, model_kw=kw or None)
             ds = WindowDataset(data)
             import torch
             torch.manual_seed(seed)
-            ckpt = pretrain(teacher_for_dataset(ds, size, **kw), ds, cfg, out_dir, resume=resume, size=size)
+            return pretrain(teacher_for_dataset(ds, size, **kw), ds, cfg, into, resume=resume, size=size)
+
+    if overwrite and not resume and out_dir.is_dir() and any(out_dir.iterdir()):
+        from edgefm.manifest import atomic_dir
+        with atomic_dir(out_dir, overwrite=True) as tmp:     # the old run stays until training succeeds
+            ckpt = out_dir / run(tmp).relative_to(tmp)
+    else:
+        ckpt = run(out_dir)
     ck = load_checkpoint(ckpt)
     res = {"checkpoint": str(ckpt), "sha256": ck["sha256"], "step": ck["step"], "size": ck["size"],
            "val_loss": ck.get("val_loss"), "train_seconds": ck.get("train_seconds"),
@@ -119,7 +126,7 @@ def evaluate_cmd(
     data: Annotated[Path, typer.Argument(help="A windows dataset with held-out subjects.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for eval.json and reconstructions.png.")],
     split: Annotated[str, typer.Option("--split")] = "test",
-    max_windows: Annotated[int, typer.Option("--max-windows")] = 256,
+    max_windows: Annotated[int, typer.Option("--max-windows", min=1)] = 256,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     overwrite: OverwriteOpt = False,
     unverified: UnverifiedOpt = False,
