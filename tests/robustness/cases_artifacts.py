@@ -130,7 +130,11 @@ def _setup(cmd, fmt, corruption, extra=()):
         if cmd == "verify":
             fx.put_windows(sb)
             sb.keep_tree("ds")
-        if corruption.startswith("reference-pickled-payload"):
+        if corruption and corruption.startswith("reference") and not _ref(a).exists():
+            # an exporter that stores no reference: the hostile file is simply there
+            if corruption != "reference-missing":
+                fx.evil_npz(_ref(a), sb.marker, {"x": np.zeros((2, 3, 256), np.float32)}, key="y")
+        elif corruption and corruption.startswith("reference-pickled-payload"):
             real = dict(np.load(_ref(a)))                  # every stored array, one of them hostile
             fx.evil_npz(_ref(a), sb.marker, real, key=sorted(real)[0])
             if corruption.endswith("rehashed"):        # the manifest's reference sha256 forged too

@@ -140,8 +140,7 @@ def _evil_case(cmd, payload):
 # profile runs each variant in a fresh worker process (seconds each): three payloads there
 PROFILE_PAYLOADS = {"profile-run": ("evil-object", "evil-in-real-checkpoint-forged-manifest",
                                     "evil-plain-pickle-forged-manifest"),
-                    "profile-run-unverified": ("evil-object", "evil-in-format-dict",
-                                               "evil-in-real-checkpoint-forged-manifest")}
+                    "profile-run-unverified": ("evil-object", "evil-in-real-checkpoint-forged-manifest")}
 for cmd in COMMANDS:
     for payload in PROFILE_PAYLOADS.get(cmd, PAYLOADS):
         CASES.append(_evil_case(cmd, payload))
@@ -237,8 +236,9 @@ def _control(cmd):
 for cmd in CORRUPT_COMMANDS:
     CASES.append(_control(cmd))
     for corruption in CORRUPT:
-        if cmd == "profile-run" and corruption in ("foreign-format-forged-manifest", "zip-not-torch-forged-manifest"):
-            continue                       # each starts a profiling worker; the state-dict one stays
+        if cmd == "profile-run" and corruption in ("foreign-format-forged-manifest", "zip-not-torch-forged-manifest",
+                                                   "plain-state-dict-forged-manifest"):
+            continue                       # each starts a profiling worker (seconds); other loaders cover them
         CASES.append(_corrupt_case(cmd, corruption))
 CASES.append(Case("checkpoint/distill-run-teacher/teacher-folder", "checkpoint",
                   lambda sb: (_copy_real(sb, "edgefm-teacher", "x/teacher.pt"), sb.output("s.pt", "s.manifest.json"),
