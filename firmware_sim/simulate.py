@@ -62,7 +62,7 @@ class Policy:
 
 
 def default_policies(gate: GateConfig | None = None) -> list[Policy]:
-    """The four policies of issue 7, side by side."""
+    """The four sensor policies, side by side."""
     g = gate or GateConfig()
     return [
         Policy("continuous-ppg", run_model=True, gate=None, ppg="on"),
