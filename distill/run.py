@@ -24,9 +24,8 @@ from edgefm.manifest import sha256_file
 
 def _load_teacher(teacher):
     if isinstance(teacher, (str, Path)):
-        from edgefm.train.checkpoint import load_teacher
-        path = Path(teacher)
-        path = path / "teacher.pt" if path.is_dir() else path     # a teacher run directory
+        from edgefm.train.checkpoint import load_teacher, teacher_path
+        path = teacher_path(teacher)
         return load_teacher(path), path
     return teacher, None
 

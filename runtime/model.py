@@ -89,14 +89,8 @@ def check_model_bytes(backend: str, data: bytes, path: str | Path = "") -> None:
 
 
 def verified_manifest(path: str | Path) -> dict:
-    """The artifact's manifest with its sha256 checked (:func:`read_artifact_manifest`), refusing
-    one that is not a JSON object with a typed error naming it."""
-    from edgefm.manifest import manifest_path_for, read_json
-    path = Path(path)
-    if not path.exists():
-        raise ManifestError("artifact not found", path=path)
-    if not isinstance(read_json(manifest_path_for(path)), dict):
-        raise ManifestError("manifest is not a JSON object", path=manifest_path_for(path), field="manifest")
+    """The artifact's manifest with its sha256 checked (:func:`read_artifact_manifest` refuses a
+    missing artifact, a manifest that is not a JSON object and a sha256 mismatch, naming the file)."""
     return read_artifact_manifest(path, verify=True)
 
 

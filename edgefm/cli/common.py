@@ -24,6 +24,9 @@ err = Console(stderr=True)      # progress, hints, errors
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output path.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+UnverifiedOpt = Annotated[bool, typer.Option("--unverified", help="Accept a file without a manifest; every "
+                                             "report then says 'unverified'.")]
 
 
 def print_json(obj) -> None:
@@ -70,3 +73,12 @@ def number(*, min: float | None = None, max: float | None = None, min_open: bool
 
 
 SEED_MAX = 2**32 - 1     # numpy's seed range
+
+
+def note_unverified(*paths: Path) -> list[str]:
+    """Say on stderr which checkpoints were accepted without a manifest; returns them."""
+    from edgefm.train.checkpoint import without_manifest
+    names = without_manifest(*paths)
+    for n in names:
+        err.print(f"[yellow]unverified:[/yellow] {n} has no manifest; its sha256 was not checked", highlight=False)
+    return names

@@ -8,13 +8,10 @@ from typing import Annotated
 
 import typer
 
-from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json
+from edgefm.cli.common import JsonOpt, OverwriteOpt, UnverifiedOpt, err, handle_errors, out, print_json
 
 app = typer.Typer(no_args_is_help=True)
 
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
-UnverifiedOpt = Annotated[bool, typer.Option("--unverified", help="Accept a file without a manifest; every "
-                                             "report then says 'unverified'.")]
 
 
 class Backend(str, Enum):

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json
+from edgefm.cli.common import JsonOpt, OverwriteOpt, handle_errors, out, print_json
 from edgefm.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True)
@@ -34,7 +34,6 @@ class PresetName(str, Enum):
     lsm_minutely = "lsm-minutely"
 
 
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 
 
 def _number(value: float, option: str, lo: float, hi: float, *, lo_open: bool = False) -> None:

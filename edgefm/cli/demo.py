@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgefm.cli.common import err, handle_errors
+from edgefm.cli.common import OverwriteOpt, err, handle_errors
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -20,7 +20,7 @@ def build(
     gate: Annotated[Optional[Path], typer.Option("--gate", help="Gate config JSON (default: from the run).")] = None,
     device: Annotated[Optional[Path], typer.Option("--device-json", help="Device summary JSON (default: from the run).")] = None,
     trace: Annotated[Optional[Path], typer.Option("--trace", help="Replay trace JSON (default: from the run).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Assemble the demo app (ONNX Runtime Web, model, gate, device, trace) into a static folder.
 

@@ -7,28 +7,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgefm.cli.common import JsonOpt, SeedOpt, err, handle_errors, out, print_json, number
+from edgefm.cli.common import (JsonOpt, OverwriteOpt, SeedOpt, UnverifiedOpt,
+                               handle_errors, note_unverified, number, out, print_json)
 
 app = typer.Typer(no_args_is_help=True)
 
 DataArg = Annotated[Path, typer.Argument(help="Windows dataset (wrist-raw) with ppg and acc_x|y|z.")]
 TeacherOpt = Annotated[Path, typer.Option("--teacher", "-t", help="Teacher checkpoint (teacher.pt or its folder).")]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
-UnverifiedOpt = Annotated[bool, typer.Option("--unverified", help="Accept a file without a manifest; every "
-                                             "report then says 'unverified'.")]
 
 
-def _teacher_file(teacher: Path) -> Path:
-    return teacher / "teacher.pt" if teacher.is_dir() else teacher
-
-
-def _note_unverified(*paths: Path) -> list[str]:
-    """Say on stderr which inputs were accepted without a manifest; returns them."""
-    from edgefm.train.checkpoint import without_manifest
-    names = without_manifest(*paths)
-    for n in names:
-        err.print(f"[yellow]unverified:[/yellow] {n} has no manifest; its sha256 was not checked", highlight=False)
-    return names
 
 
 @app.command("run")
@@ -58,7 +45,8 @@ def run_cmd(
     from distill.deploy import load_student
     from edgefm.manifest import check_output
     from edgefm.train.checkpoint import accept_unverified
-    check_output(out_path, overwrite=overwrite, sources=(data, _teacher_file(teacher)))
+    from edgefm.train.checkpoint import teacher_path
+    check_output(out_path, overwrite=overwrite, sources=(data, teacher_path(teacher)))
     cfg = DistillConfig(epochs=epochs, batch_size=batch_size, lr=lr, temperature=temperature,
                         cosine_weight=cosine_weight, mse_weight=mse_weight, infonce_weight=infonce_weight,
                         max_train_windows=max_train, seed=seed, verbose=True)
@@ -66,7 +54,7 @@ def run_cmd(
         path = run_distillation(data, teacher, out_path, student=student, config=cfg)
     ld = load_student(path)
     res = {"checkpoint": str(path), "params": ld.student.num_params(), "macs": ld.student.macs(),
-           **ld.meta["metrics"], "teacher_integrity": "unverified" if unverified and _note_unverified(teacher)
+           **ld.meta["metrics"], "teacher_integrity": "unverified" if unverified and note_unverified(teacher)
            else "verified"}
     if json_:
         print_json(res)
@@ -96,7 +84,8 @@ def eval_cmd(
     from edgefm.errors import ConfigError
     from edgefm.manifest import check_output
     from edgefm.train.checkpoint import accept_unverified
-    check_output(out_dir, overwrite=overwrite, sources=(student_ckpt, data, _teacher_file(teacher)))
+    from edgefm.train.checkpoint import teacher_path
+    check_output(out_dir, overwrite=overwrite, sources=(student_ckpt, data, teacher_path(teacher)))
     try:
         fr = tuple(float(f) for f in fractions.split(",") if f.strip())
     except ValueError:
@@ -106,7 +95,7 @@ def eval_cmd(
                              seeds=tuple(range(seeds)), epochs=epochs,
                              probes=tuple(p.strip() for p in probes.split(",") if p.strip()), overwrite=overwrite)
     if unverified:
-        rep = {**rep, "unverified_inputs": _note_unverified(student_ckpt, teacher)}
+        rep = {**rep, "unverified_inputs": note_unverified(student_ckpt, teacher)}
     if json_:
         print_json(rep)
     else:

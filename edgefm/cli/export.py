@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json
+from edgefm.cli.common import JsonOpt, OverwriteOpt, UnverifiedOpt, err, handle_errors, out, print_json
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -32,8 +32,8 @@ def run(ckpt: Annotated[Path, typer.Argument(help="Student or compressed model c
         n_calib: Annotated[int, typer.Option("--n-calib", help="Calibration windows.")] = 256,
         n_heldout: Annotated[int, typer.Option("--n-heldout", help="Held-out (test split) windows for verification.")] = 512,
         check_only: Annotated[bool, typer.Option("--check-only", help="Only list ops the target cannot run.")] = False,
-        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
-        unverified: Annotated[bool, typer.Option("--unverified", help="Accept a checkpoint without a manifest; every report then says 'unverified'.")] = False,
+        overwrite: OverwriteOpt = False,
+        unverified: UnverifiedOpt = False,
         json_: JsonOpt = False) -> None:
     """Export CKPT to .pte / .tflite / .onnx / TFLite Micro C source, each with a manifest and
     its stored reference outputs, verified in its real runtime on held-out windows. An existing

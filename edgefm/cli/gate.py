@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json, number
+from edgefm.cli.common import JsonOpt, OverwriteOpt, err, handle_errors, number, out, print_json
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -54,7 +54,7 @@ def calibrate_cmd(
     wake_every_s: Annotated[float, typer.Option("--wake-every-s", help="Periodic wake when off (0 = never).")] = 0.0,
     cv: Annotated[str, typer.Option("--cv", help="Held-out figures: 'split' (dataset test split) or 'loso' "
                                                  "(leave one subject out, for small datasets).")] = "split",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+    overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Pick gate thresholds meeting --target-recall of activity/freezing windows, skipping most."""

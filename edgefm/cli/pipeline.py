@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgefm.cli.common import JsonOpt, err, handle_errors, print_json
+from edgefm.cli.common import JsonOpt, OverwriteOpt, err, handle_errors, print_json
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -23,7 +23,7 @@ def run(
     budget: Annotated[Optional[Path], typer.Option("--budget", help="Budget TOML checked in the profile stage.")] = None,
     from_stage: Annotated[Optional[str], typer.Option("--from", help="Re-run from this stage.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.", min=0, max=2**32 - 1)] = 0,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+    overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run data -> teacher -> distil -> prune -> quantize -> export -> gate -> simulate -> profile -> report."""

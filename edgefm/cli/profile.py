@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json
+from edgefm.cli.common import JsonOpt, OverwriteOpt, UnverifiedOpt, err, handle_errors, out, print_json
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -79,8 +79,8 @@ def run(
     per_layer: Annotated[bool, typer.Option("--per-layer/--no-per-layer", help="Per-layer breakdown where the backend has one.")] = True,
     etdump: Annotated[bool, typer.Option("--etdump", help="Also record an ExecuTorch ETDump per .pte and read it with the devtools Inspector (slow to import).")] = False,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write profile.json/.md/.html here.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
-    unverified: Annotated[bool, typer.Option("--unverified", help="Accept a file without a manifest; every report then says 'unverified'.")] = False,
+    overwrite: OverwriteOpt = False,
+    unverified: UnverifiedOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Measure every variant, estimate it on a device, and check a budget. Exit 1 when any

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json
+from edgefm.cli.common import JsonOpt, OverwriteOpt, UnverifiedOpt, err, handle_errors, out, print_json
 
 app = typer.Typer(no_args_is_help=True)
 MAX_DAYS = 31.0     # the reference trace is built in memory: ~35 MB a day at 32 Hz
@@ -73,8 +73,8 @@ def run(
     off_g: Annotated[float, typer.Option("--gate-off", help="Gate off-threshold (g).")] = 0.02,
     gate_file: Annotated[Optional[Path], typer.Option("--gate", help="JSON with a calibrated gate (runtime GateConfig.to_dict(), or under a 'gate' key); overrides --gate-on/--gate-off.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write simulation.json and plots here.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
-    unverified: Annotated[bool, typer.Option("--unverified", help="Accept a file without a manifest; every report then says 'unverified'.")] = False,
+    overwrite: OverwriteOpt = False,
+    unverified: UnverifiedOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Project energy, battery life, latency and memory of a model on a device, policy by policy.

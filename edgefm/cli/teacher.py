@@ -7,26 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgefm.cli.common import JsonOpt, err, handle_errors, out, print_json, number
+from edgefm.cli.common import (JsonOpt, OverwriteOpt, UnverifiedOpt, err, handle_errors,
+                               note_unverified, number, out, print_json)
 
 app = typer.Typer(no_args_is_help=True)
 
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
-UnverifiedOpt = Annotated[bool, typer.Option("--unverified", help="Accept a file without a manifest; every "
-                                             "report then says 'unverified'.")]
 
 
-def _teacher_file(ckpt: Path) -> Path:
-    return ckpt / "teacher.pt" if ckpt.is_dir() else ckpt
-
-
-def _note_unverified(*paths: Path) -> list[str]:
-    """Say on stderr which inputs were accepted without a manifest; returns them."""
-    from edgefm.train.checkpoint import without_manifest
-    names = without_manifest(*paths)
-    for n in names:
-        err.print(f"[yellow]unverified:[/yellow] {n} has no manifest; its sha256 was not checked", highlight=False)
-    return names
 
 
 def _scales(text: str | None) -> tuple[int, ...]:
@@ -93,7 +80,7 @@ def train(
     kw = {k: v for k, v in (("residual", residual), ("decoder_sees_baseline", decoder_baseline),
                              ("decoder_context", ctx), ("context_residual", context_residual),
                              ("loss", None if loss == "mse" else loss)) if v}
-    resumed_unverified = _note_unverified(out_dir / "teacher.pt") if resume and unverified else []
+    resumed_unverified = note_unverified(out_dir / "teacher.pt") if resume and unverified else []
     def run(into: Path) -> Path:
         with accept_unverified(unverified):
             if nproc > 1:
@@ -137,11 +124,13 @@ def evaluate_cmd(
     from edgefm.manifest import check_output
     from edgefm.train.checkpoint import accept_unverified
 
-    check_output(out_dir, overwrite=overwrite, sources=(_teacher_file(ckpt), data))
+    from edgefm.train.checkpoint import teacher_path
+
+    check_output(out_dir, overwrite=overwrite, sources=(teacher_path(ckpt), data))
     with accept_unverified(unverified):
         res = run_eval(ckpt, data, out_dir, EvalConfig(split=split, max_windows=max_windows, seed=seed),
                        overwrite=overwrite)
-    if unverified and _note_unverified(ckpt):
+    if unverified and note_unverified(ckpt):
         res = {**res, "integrity": "unverified"}
     if as_json:
         print_json(res)

@@ -346,16 +346,10 @@ def verify(path: str | Path, x: np.ndarray, y: np.ndarray | None = None, *,
         VerificationError: no independent reference, or SQNR below ``min_sqnr_db``.
     """
     path = Path(path)
-    m, runner = _artifact(path)
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 3 or not np.isfinite(x).all():
         raise DataError(f"held-out windows must be finite (N, C, T), got {x.shape}", field="x")
-    spec = manifest_input_spec(m, path)
-    _check_against_artifact(spec, m, runner.input_details[0], path)
-    _check_redundant(spec, m, path)
-    stored = read_reference(path, m)
-    if stored is not None:
-        _check_against_reference(spec, stored[2], f"stored reference {reference_path(path).name}", path)
+    m, runner, spec, stored = _checked_artifact(path)
     pred = run_float(runner, x)
     rep = {"artifact": path.name, "format": m["format"]}
     if reference is not None:
@@ -373,6 +367,20 @@ def verify(path: str | Path, x: np.ndarray, y: np.ndarray | None = None, *,
         raise VerificationError(f"SQNR {rep['sqnr_db']} dB vs eager is below {min_sqnr_db} dB", path=path,
                                 hint="see the per-layer SQNR in the manifest; keep the worst layer in float")
     return rep
+
+
+def _checked_artifact(path: Path):
+    """(manifest, runner, input spec, stored reference or None) of an artifact whose sha256, input
+    spec (against the artifact's input tensor and the manifest's own copies) and stored reference
+    (sha256 and its copy of the spec) are checked."""
+    m, runner = _artifact(path)
+    spec = manifest_input_spec(m, path)
+    _check_against_artifact(spec, m, runner.input_details[0], path)
+    _check_redundant(spec, m, path)
+    stored = read_reference(path, m)
+    if stored is not None:
+        _check_against_reference(spec, stored[2], f"stored reference {reference_path(path).name}", path)
+    return m, runner, spec, stored
 
 
 def _data_windows(data: Path, spec: dict, n: int, path: Path):
@@ -415,13 +423,7 @@ def verify_artifact(path: str | Path, data: str | Path, *, n: int = 256,
     path, data = Path(path), Path(data)
     if not (isinstance(n, int) and 0 < n <= 100_000):
         raise ConfigError(f"must be a whole number in [1, 100000], got {n!r}", field="--n")
-    m, runner = _artifact(path)
-    spec = manifest_input_spec(m, path)
-    _check_against_artifact(spec, m, runner.input_details[0], path)
-    _check_redundant(spec, m, path)
-    stored = read_reference(path, m)
-    if stored is not None:
-        _check_against_reference(spec, stored[2], f"stored reference {m['reference']['file']}", path)
+    m, runner, spec, stored = _checked_artifact(path)
     lm, eager_what = _source_model(m, path, reference)
     if lm is not None and lm.input_spec:
         _check_against_reference(spec, lm.input_spec, "source checkpoint's input_spec", path)

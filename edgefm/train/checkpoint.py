@@ -73,12 +73,18 @@ def plain_data(v):
     return v
 
 
+def teacher_path(path: str | Path) -> Path:
+    """A teacher checkpoint's file: ``teacher.pt`` inside a run folder, else the path itself."""
+    path = Path(path)
+    return path / "teacher.pt" if path.is_dir() else path
+
+
 def without_manifest(*paths: str | Path) -> list[str]:
     """Which of these checkpoints (a teacher run folder means its ``teacher.pt``) have no manifest:
     what a command accepted only because of ``--unverified``, for its report to say so."""
     out = []
     for p in paths:
-        p = Path(p) / "teacher.pt" if Path(p).is_dir() else Path(p)
+        p = teacher_path(p)
         if p.is_file() and not manifest_path_for(p).exists():
             out.append(str(p))
     return out
@@ -193,9 +199,7 @@ def read_torch_checkpoint(path: str | Path, formats: dict[str, int], what: str, 
 def load_checkpoint(path: str | Path, map_location="cpu", *, unverified: bool | None = None) -> dict:
     """Read a teacher checkpoint dict (see :func:`read_torch_checkpoint`); typed errors for missing,
     tampered, corrupt or foreign files."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "teacher.pt"
+    path = teacher_path(path)
     return read_torch_checkpoint(path, {FORMAT: VERSION}, "teacher", map_location=map_location,
                                  unverified=unverified,
                                  hint_missing="train one with `edgefm teacher train DATA --out DIR`",
