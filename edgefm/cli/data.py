@@ -27,6 +27,7 @@ class ImportFormat(str, Enum):
     daphnet = "daphnet"
     sp_sw_har = "sp-sw-har"
     csv = "csv"
+    csv_windows = "csv-windows"
 
 
 class PresetName(str, Enum):
@@ -83,8 +84,11 @@ def import_cmd(
     fmt: Annotated[ImportFormat, typer.Argument(help="Source format.")],
     src: Annotated[Path, typer.Argument(help="Source folder or file.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Recordings dataset to write.")],
-    mapping: Annotated[Optional[Path], typer.Option(help="csv only: JSON/TOML column->channel mapping.")] = None,
-    include_extra: Annotated[bool, typer.Option(help="troika only: also import Extra_TrainingData (S04_T01).")] = True,
+    mapping: Annotated[Optional[Path], typer.Option(
+        help="csv and csv-windows only: JSON/TOML mapping (channels, rate, labels; may live anywhere).")] = None,
+    include_extra: Annotated[bool, typer.Option(
+        help="troika only: also import Extra_TrainingData (S04_T01). Test-set TEST_*.mat files under "
+             "the source are always imported, as subjects troika-test-S<k>.")] = True,
     quest_offset_s: Annotated[Optional[float], typer.Option(
         help="e4 only: seconds the E4 started before the RespiBAN (quest.csv time base); "
              "default: estimated from the end of the E4 session.")] = None,
@@ -92,7 +96,8 @@ def import_cmd(
     overwrite: OverwriteOpt = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Import real recordings (E4/WESAD, TROIKA, Daphnet, smartwatch HAR, generic CSV).
+    """Import real recordings (E4/WESAD, TROIKA training and test sets, Daphnet, smartwatch HAR,
+    generic CSV, one-row-per-window CSV such as UCI HAR).
 
     Samples outside a channel's physical range are stored as missing; the summary counts them.
     """
@@ -117,6 +122,10 @@ def import_cmd(
         if oor.get("total"):
             per = ", ".join(f"{k} {v}" for k, v in sorted(oor.get("channels", {}).items()))
             msg += f"; {oor['total']} samples outside their physical range marked missing ({per})"
+        cw = i.get("csv_windows") or {}
+        if cw:
+            msg += (f"; {cw['rows']} windows joined into {cw['recordings']} runs, "
+                    f"{cw['breaks']['overlap_mismatch']} breaks where overlapping rows disagree")
         out.print(msg)
 
 
@@ -187,6 +196,9 @@ def _info(path: Path) -> dict:
     i = info(path)
     if i.get("kind") == "recordings":
         from edgefm.data.store import open_manifest
+        cw = (open_manifest(path, "recordings").get("provenance") or {}).get("csv_windows")
+        if cw:
+            i["csv_windows"] = cw
         per: dict[str, float] = {}
         for e in open_manifest(path, "recordings")["recordings"]:
             per[e["subject"]] = per.get(e["subject"], 0.0) + e["duration_s"] / 3600

@@ -8,10 +8,12 @@ nothing at ``out``) whose provenance lists every source file with its sha256.
 format         source                                                    module
 =============  =======================================================  ===========================
 ``e4``         Empatica E4 folders, WESAD layout (``SX/SX_E4_Data``)     :mod:`.e4`
-``troika``     TROIKA ``DATA_*.mat`` + ``*_BPMtrace.mat`` / ``BPM_*``     :mod:`.troika`
+``troika``     TROIKA ``DATA_*.mat`` + ``*_BPMtrace.mat`` / ``BPM_*``,    :mod:`.troika`
+               test set ``TEST_*.mat`` + ``True_*.mat``
 ``daphnet``    Daphnet FoG ``SxxRyy.txt`` (64 Hz, mg)                     :mod:`.daphnet`
 ``sp-sw-har``  smartwatch HAR ``sNN/sNN_MM_sw.csv`` (~100 Hz, m/s^2)     :mod:`.sp_sw_har`
 ``csv``        any CSV with a timestamp column + a JSON/TOML mapping     :mod:`.csv`
+``csv-windows``  one row per window (UCI HAR's layout) + a mapping       :mod:`.csv_windows`
 =============  =======================================================  ===========================
 
 >>> import_dataset("troika", "../shared/data/troika", "runs/troika")   # doctest: +SKIP
@@ -27,7 +29,9 @@ import numpy as np
 from edgefm.data.importers._common import ANY_LIMIT, PHYSICAL_RANGE, apply_physical_range
 from edgefm.errors import ConfigError, DataError
 
-FORMATS = ("e4", "troika", "daphnet", "sp-sw-har", "csv")
+FORMATS = ("e4", "troika", "daphnet", "sp-sw-har", "csv", "csv-windows")
+#: formats that read a mapping file (``--mapping``)
+MAPPED = ("csv", "csv-windows")
 
 
 def import_dataset(fmt: str, src: str | Path, out: str | Path, mapping: str | Path | dict | None = None,
@@ -39,9 +43,11 @@ def import_dataset(fmt: str, src: str | Path, out: str | Path, mapping: str | Pa
         src: source folder (or file, for ``daphnet`` and ``csv``).
         out: dataset directory to write. Checked before any work
             (:func:`edgefm.manifest.check_output`): never the working folder, the source, inside
-            or around it (or the mapping file); an existing non-empty ``out`` only with
-            ``overwrite``. Written atomically: a failure leaves the old ``out`` untouched.
-        mapping: ``csv`` only: a JSON/TOML mapping file or an equivalent dict.
+            or around it (or the mapping file, or any source file outside ``src``); an existing
+            non-empty ``out`` only with ``overwrite``. Written atomically: a failure leaves the
+            old ``out`` untouched.
+        mapping: ``csv`` and ``csv-windows`` only: a JSON/TOML mapping file (anywhere) or an
+            equivalent dict.
         overwrite: replace an existing non-empty ``out``.
         options: format options, e.g. ``include_extra=False`` (troika), ``quest_offset_s``
             (e4), ``fs_hz`` / ``max_gap_s`` (sp-sw-har), ``seed`` (subject split).
@@ -62,19 +68,23 @@ def import_dataset(fmt: str, src: str | Path, out: str | Path, mapping: str | Pa
     prepare_output(out, overwrite=overwrite, sources=sources)
     if not src.exists():
         raise DataError("source not found", path=src)
-    if mapping is not None and fmt != "csv":
-        raise ConfigError(f"--mapping is only for the csv format, not {fmt}", field="mapping")
+    if mapping is not None and fmt not in MAPPED:
+        raise ConfigError(f"--mapping is only for the {' and '.join(MAPPED)} formats, not {fmt}",
+                          field="mapping")
     seed = options.pop("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ConfigError(f"seed must be a whole number, got {seed!r}", field="seed")
-    recs, files, notes = _plan(fmt, src, mapping, options)
+    recs, files, notes, extra = _plan(fmt, src, mapping, options)
     root = src if src.is_dir() else src.parent
+    outside = [f for f in files if not Path(f).resolve().is_relative_to(src.resolve())]
+    if outside:  # a reference or mapping-named file outside src must not be inside or around out
+        prepare_output(out, overwrite=overwrite, sources=tuple(outside))
     summary = {"total": 0, "channels": {}, "ranges": {**{f"{m}/{u}": list(r) for (m, u), r in PHYSICAL_RANGE.items()},
                                                        "other": [-ANY_LIMIT, ANY_LIMIT]}}
     provenance = {"source": fmt, "root": str(src.resolve()), "importer": f"edgefm.data.importers.{_mod(fmt)}",
                   "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()},
                   "notes": notes, "files": file_provenance(files, root=root),
-                  "out_of_range": summary}  # filled in while the recordings stream (written last)
+                  "out_of_range": summary, **extra}  # filled in while the recordings stream (written last)
     return write_recordings(_in_range(recs, summary), out, provenance=provenance, seed=int(seed),
                             overwrite=overwrite)
 
@@ -92,8 +102,9 @@ def _mod(fmt: str) -> str:
     return fmt.replace("-", "_")
 
 
-def _plan(fmt: str, src: Path, mapping, options: dict) -> tuple[Iterator, list[Path], str]:
-    """(lazy recordings, source files, provenance note) for one format; validates options."""
+def _plan(fmt: str, src: Path, mapping, options: dict) -> tuple[Iterator, list[Path], str, dict]:
+    """(lazy recordings, source files, provenance note, extra provenance filled while the
+    recordings stream) for one format; validates options."""
     def bad_options(allowed):
         extra = set(options) - set(allowed)
         if extra:
@@ -107,19 +118,23 @@ def _plan(fmt: str, src: Path, mapping, options: dict) -> tuple[Iterator, list[P
         files = [f for d in subs for f in e4.source_files(d)]
         note = ("quest.csv phases (mm.ss from RespiBAN start) placed at E4 time = quest time + offset "
                 "(end-anchored estimate unless quest_offset_s is given; see meta quest_alignment)")
-        return (e4.load_subject(d, **options) for d in subs), files, note
+        return (e4.load_subject(d, **options) for d in subs), files, note, {}
     if fmt == "troika":
         from edgefm.data.importers import troika
         bad_options(("include_extra",))
         pairs = troika.find_pairs(src, include_extra=bool(options.get("include_extra", True)))
         files = [p for d, b, _, _ in pairs for p in (d, b)]
-        return (troika.load_recording(*p) for p in pairs), files, \
-            "hr label: 0.5 Hz blocks whose 8 s / 2 s window means equal BPM0"
+        n_test = sum(troika.is_test_file(d) for d, *_ in pairs)
+        note = "hr label: 0.5 Hz blocks whose 8 s / 2 s window means equal BPM0"
+        if n_test:
+            note += (f"; {n_test} test-set recording(s) (TEST_*.mat, no ecg) as subjects troika-test-S<k>, "
+                     "other people than the training set's troika-NN")
+        return (troika.load_recording(*p) for p in pairs), files, note, {}
     if fmt == "daphnet":
         from edgefm.data.importers import daphnet
         bad_options(())
         fs = daphnet.find_files(src)
-        return (daphnet.load_file(f) for f in fs), fs, "acc_* = ankle; thigh_acc_*, trunk_acc_*; mg -> g"
+        return (daphnet.load_file(f) for f in fs), fs, "acc_* = ankle; thigh_acc_*, trunk_acc_*; mg -> g", {}
     if fmt == "sp-sw-har":
         from edgefm.data.importers import sp_sw_har
         bad_options(("fs_hz", "max_gap_s"))
@@ -128,15 +143,22 @@ def _plan(fmt: str, src: Path, mapping, options: dict) -> tuple[Iterator, list[P
         subj = sp_sw_har.read_info_table(src / "subjects_info.csv", "subject_id") if src.is_dir() else {}
         exe = sp_sw_har.read_info_table(src / "executions_info.csv", "execution_id") if src.is_dir() else {}
         return (sp_sw_har.load_file(f, subject_info=subj, execution_info=exe, **options) for f in fs), \
-            fs + extra, "irregular ~100 Hz resampled linearly to a uniform grid; duplicates averaged"
-    from edgefm.data.importers import csv as csv_mod
+            fs + extra, "irregular ~100 Hz resampled linearly to a uniform grid; duplicates averaged", {}
     bad_options(())
     if mapping is None:
-        raise ConfigError("the csv format needs a mapping (--mapping FILE.json|toml)", field="mapping")
+        raise ConfigError(f"the {fmt} format needs a mapping (--mapping FILE.json|toml)", field="mapping")
+    if fmt == "csv-windows":
+        from edgefm.data.importers import csv_windows
+        mp, _ = csv_windows.load_mapping(mapping, src)
+        summary = csv_windows.new_summary(mp)
+        return csv_windows.load_all(mp, summary), csv_windows.source_files(mp), \
+            ("one row per window: rows of a subject whose overlaps agree joined into one stream; labels "
+             "from the row whose window centre is nearest"), {"csv_windows": summary}
+    from edgefm.data.importers import csv as csv_mod
     mp, mp_file = csv_mod.load_mapping(mapping)
     fs = csv_mod.find_files(src)
     files = fs + ([mp_file] if mp_file is not None else [])
-    return (csv_mod.load_file(f, mp) for f in fs), files, "generic CSV with mapping"
+    return (csv_mod.load_file(f, mp) for f in fs), files, "generic CSV with mapping", {}
 
 
 def reference_window_counts(path: str | Path, label: str = "hr", window_s: float = 8.0,

@@ -24,6 +24,17 @@ block; the original values are in ``meta["hr_reference"]["bpm0"]``.
 Subjects: each training recording is its own subject ``troika-NN``. The extra recording
 ``S04_T01`` is a second session of subject 4, so it gets subject ``troika-04`` (recording id
 ``troika-04-extra``): a subject-level split keeps both sessions on one side, never leaking.
+
+Test set (as published): ``TestData/TEST_S0<k>_T0<j>.mat`` holds ``sig`` 5 x N at 125 Hz with
+no ECG row (rows 0-1 wrist PPG, 2-4 wrist ACC x, y, z in g), its reference is
+``TrueBPM/True_S0<k>_T0<j>.mat`` (``BPM0``, same 8 s / 2 s windows). Both are found anywhere
+under the source folder; the True file is looked up beside the TEST file, then in a sibling
+``TrueBPM/`` folder, then anywhere under the source (more than one candidate there is an
+error). Test subjects are other people than the training twelve, so they get their own ids:
+subject ``troika-test-S0<k>``, recording ``troika-test-S0<k>-T0<j>`` (two sessions of one
+test subject share the subject). Channels: ``ppg``, ``ppg2``, ``acc_x|y|z`` (no ``ecg``);
+the ``hr`` label is built exactly as for the training set. A TEST file without its True file,
+or whose ``sig`` does not have 5 rows, is a :class:`DataError` naming the file and field.
 """
 
 from __future__ import annotations
@@ -42,10 +53,13 @@ MAX_ELEMENTS = int(6 * 86400 * FS_HZ)
 WINDOW_S, HOP_S = 8.0, 2.0
 ROWS = [("ecg", "ecg", "a.u."), ("ppg", "ppg", "a.u."), ("ppg2", "ppg", "a.u."),
         ("acc_x", "acc", "g"), ("acc_y", "acc", "g"), ("acc_z", "acc", "g")]
+#: rows of a test-set ``sig``: the training rows without ECG
+TEST_ROWS = ROWS[1:]
+TEST_STEM = re.compile(r"TEST_S(\d+)_T(\d+)", re.IGNORECASE)
 
 
 def find_pairs(src: Path, include_extra: bool = True) -> list[tuple[Path, Path, str, str]]:
-    """[(data.mat, bpm.mat, subject, recording id)] under ``src`` (the TROIKA root)."""
+    """[(data.mat, bpm.mat, subject, recording id)] under ``src``: training, extra and test files."""
     src = Path(src)
     if not src.is_dir():
         raise DataError("source folder not found", path=src)
@@ -67,13 +81,60 @@ def find_pairs(src: Path, include_extra: bool = True) -> list[tuple[Path, Path, 
             num = int(m.group(1))
             out.append((f, bpm, f"troika-{num:02d}", f"troika-{num:02d}-extra" if m.group(2) == "01"
                         else f"troika-{num:02d}-t{int(m.group(2)):02d}"))
+    out += find_test_pairs(src)
     if not out:
-        raise DataError("no TROIKA DATA_*.mat files found", path=src,
-                        hint="point at the folder holding Training_data/ (and Extra_TrainingData/)")
+        raise DataError("no TROIKA DATA_*.mat or TEST_*.mat files found", path=src,
+                        hint="point at the folder holding Training_data/ (and Extra_TrainingData/) "
+                             "or TestData/ + TrueBPM/")
     for f, bpm, _, _ in out:
         if not bpm.is_file():
             raise DataError("heart-rate reference file is missing", path=bpm, field="BPM0")
+    ids = [r for *_, r in out]
+    if len(set(ids)) != len(ids):
+        dup = next(r for r in ids if ids.count(r) > 1)
+        files = [str(f) for f, _, _, r in out if r == dup]
+        raise DataError(f"two files give recording {dup!r}: {', '.join(files)}", path=src, field="sig",
+                        hint="the source holds two copies of one recording; point at one of them")
     return out
+
+
+def find_test_pairs(src: Path) -> list[tuple[Path, Path, str, str]]:
+    """Test-set ``TEST_S<k>_T<j>.mat`` files under ``src`` with their ``True_S<k>_T<j>.mat``.
+
+    The True file is taken from beside the TEST file, else from a sibling ``TrueBPM/`` folder,
+    else from anywhere under ``src`` (exactly one candidate). None found: a DataError naming
+    the TEST file and ``BPM0``.
+    """
+    mats = sorted(p for p in src.rglob("*.mat") if p.is_file())
+    out = []
+    for f in mats:
+        m = TEST_STEM.fullmatch(f.stem)
+        if not m:
+            continue
+        k, j = int(m.group(1)), int(m.group(2))
+        true = _find_true(f, k, j, mats)
+        out.append((f, true, f"troika-test-S{k:02d}", f"troika-test-S{k:02d}-T{j:02d}"))
+    return out
+
+
+def _find_true(test: Path, k: int, j: int, mats: list[Path]) -> Path:
+    """The reference file of test recording S<k>_T<j> (see :func:`find_test_pairs`)."""
+    want = re.compile(rf"True_S0*{k}_T0*{j}", re.IGNORECASE)
+    for folder in (test.parent, test.parent.parent / "TrueBPM"):  # TrueBPM/ may sit beside src
+        near = sorted(p for p in folder.glob("*.mat") if p.is_file() and want.fullmatch(p.stem)) \
+            if folder.is_dir() else []
+        if len(near) == 1:
+            return near[0]
+    found = [p for p in mats if want.fullmatch(p.stem)]
+    if len(found) == 1:
+        return found[0]
+    name = f"True_S{k:02d}_T{j:02d}.mat"
+    if not found:
+        raise DataError(f"heart-rate reference {name} not found (looked beside the file, in ../TrueBPM/ "
+                        "and under the source folder)", path=test, field="BPM0",
+                        hint="a test-set recording needs its TrueBPM/True_*.mat file")
+    raise DataError(f"{len(found)} candidate references {name}: {', '.join(str(p) for p in found)}",
+                    path=test, field="BPM0", hint="keep one copy of the TrueBPM folder under the source")
 
 
 def _loadmat(path: Path, key: str) -> np.ndarray:
@@ -126,14 +187,29 @@ def block_track(bpm0: np.ndarray, k: int = int(WINDOW_S / HOP_S)) -> np.ndarray:
     return sol[:m]
 
 
+def is_test_file(path: Path) -> bool:
+    """True for a test-set ``TEST_S<k>_T<j>.mat`` (5-row ``sig``, no ECG)."""
+    return TEST_STEM.fullmatch(Path(path).stem) is not None
+
+
 def load_recording(data_mat: Path, bpm_mat: Path, subject: str, rec_id: str) -> Recording:
-    """One TROIKA recording with its BPM0 reference (see the module docstring)."""
+    """One TROIKA recording with its BPM0 reference (see the module docstring).
+
+    The layout follows the file name: ``TEST_*`` is a 5-row test-set file (no ECG), any other a
+    6-row training file.
+    """
+    test = is_test_file(data_mat)
+    rows = TEST_ROWS if test else ROWS
+    nr = len(rows)
     sig = _loadmat(data_mat, "sig")
-    if sig.ndim != 2 or sig.shape[0] != 6:
-        if sig.ndim == 2 and sig.shape[1] == 6 and sig.shape[0] != 6:
+    if sig.ndim != 2 or sig.shape[0] != nr:
+        if sig.ndim == 2 and sig.shape[1] == nr and sig.shape[0] != nr:
             sig = sig.T
         else:
-            raise DataError(f"expected 6 x N, got shape {sig.shape}", path=data_mat, field="sig")
+            what = "2 PPG + 3 ACC rows, no ECG (test set)" if test else "ECG + 2 PPG + 3 ACC rows (training set)"
+            raise DataError(f"expected {nr} x N ({what}), got shape {sig.shape}", path=data_mat, field="sig",
+                            hint="TEST_*.mat files are the test set's 5-row layout; DATA_*.mat the training "
+                                 "set's 6-row one")
     n = sig.shape[1]
     if n < WINDOW_S * FS_HZ:
         raise DataError(f"only {n} samples ({n / FS_HZ:.1f} s), shorter than one {WINDOW_S:g} s window",
@@ -148,11 +224,12 @@ def load_recording(data_mat: Path, bpm_mat: Path, subject: str, rec_id: str) -> 
     if bad.any():
         raise DataError(f"heart rate {bpm0[bad][0]:g} bpm is outside 20-250", path=bpm_mat, field="BPM0")
     streams = {name: Stream(ChannelSpec(name, mod, unit, FS_HZ), sig[i])
-               for i, (name, mod, unit) in enumerate(ROWS)}
-    acc_norm = np.nanmedian(np.linalg.norm(sig[3:6], axis=0))
+               for i, (name, mod, unit) in enumerate(rows)}
+    acc = slice(nr - 3, nr)
+    acc_norm = np.nanmedian(np.linalg.norm(sig[acc], axis=0))
     if not 0.3 < acc_norm < 3.0:
-        raise DataError(f"median |acc| is {acc_norm:.3g}, not ~1 g", path=data_mat, field="sig[3:6]",
-                        hint="the accelerometer rows are not in g")
+        raise DataError(f"median |acc| is {acc_norm:.3g}, not ~1 g", path=data_mat,
+                        field=f"sig[{acc.start}:{acc.stop}]", hint="the accelerometer rows are not in g")
     blocks = block_track(bpm0)
     # windowed means of the track, exactly as window_recording computes them, to report the error
     k = int(WINDOW_S / HOP_S)
@@ -162,7 +239,8 @@ def load_recording(data_mat: Path, bpm_mat: Path, subject: str, rec_id: str) -> 
     label = LabelTrack("hr", "continuous", 1.0 / HOP_S, blocks.astype(np.float32), unit="bpm")
     err32 = float(np.max(np.abs(np.convolve(label.values.astype(np.float64), np.ones(k) / k, "valid")
                                 [:bpm0.size][ok] - bpm0[ok]))) if ok.any() else float("nan")
-    meta = {"dataset": "TROIKA (IEEE SP Cup 2015)", "source_file": data_mat.name,
+    meta = {"dataset": f"TROIKA (IEEE SP Cup 2015{' test set' if test else ''})", "source_file": data_mat.name,
+            "set": "test" if test else "training",
             "cite": "Zhang, Pi, Liu, IEEE TBME 2015",
             "start_time_known": False,
             "hr_reference": {"source": bpm_mat.name, "kind": "ECG-derived BPM0",
