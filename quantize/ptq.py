@@ -197,16 +197,47 @@ def pt2e_qparams(gm: torch.fx.GraphModule) -> list[dict]:
     return out
 
 
+_SHAPE_OPS = ("reshape", "view", "unsqueeze", "squeeze", "permute", "transpose", "flatten", "expand",
+              "contiguous", "clone", "_assert_tensor_metadata")
+
+
+def _through_shape_ops(n, to_input: bool) -> bool:
+    """Whether ``n`` reaches the graph's input (``to_input``) or output only through shape ops."""
+    seen = 0
+    while seen < 32:
+        seen += 1
+        if to_input:
+            if getattr(n, "op", None) == "placeholder":
+                return True
+            if getattr(n, "op", None) != "call_function" or not any(k in str(n.target) for k in _SHAPE_OPS):
+                return False
+            n = n.args[0]
+        else:
+            users = list(n.users)
+            if any(u.op == "output" for u in users):
+                return True
+            if len(users) != 1 or users[0].op != "call_function" or \
+                    not any(k in str(users[0].target) for k in _SHAPE_OPS):
+                return False
+            n = users[0]
+    return False
+
+
 def pt2e_io(gm: torch.fx.GraphModule) -> dict:
-    """Scale / zero point of the first quantize and last dequantize of a converted PT2E graph."""
+    """Scale / zero point of the quantize that takes the graph's input and of the dequantize that
+    gives its output (through shape ops only), in a converted PT2E graph. A side whose boundary
+    layer was left in float (``keep_float`` on the first or last layer) is absent: an artifact
+    keeps that side float32."""
     q = [n for n in gm.graph.nodes if n.op == "call_function" and "quantize_per_tensor" in str(n.target)
          and "dequantize" not in str(n.target)]
     d = [n for n in gm.graph.nodes if n.op == "call_function" and "dequantize_per_tensor" in str(n.target)]
     out = {}
-    if q and isinstance(q[0].args[1], float):
-        out["input"] = {"scale": float(q[0].args[1]), "zero_point": int(q[0].args[2])}
-    if d and isinstance(d[-1].args[1], float):
-        out["output"] = {"scale": float(d[-1].args[1]), "zero_point": int(d[-1].args[2])}
+    qi = [n for n in q if _through_shape_ops(n.args[0], True)]
+    if qi and isinstance(qi[0].args[1], float):
+        out["input"] = {"scale": float(qi[0].args[1]), "zero_point": int(qi[0].args[2])}
+    do = [n for n in d if _through_shape_ops(n, False)]
+    if do and isinstance(do[-1].args[1], float):
+        out["output"] = {"scale": float(do[-1].args[1]), "zero_point": int(do[-1].args[2])}
     return out
 
 

@@ -30,6 +30,7 @@ SUPPORTED_OPS = frozenset({
     "PAD", "PADV2", "QUANTIZE", "RELU", "RELU6", "RESHAPE", "SOFTMAX", "SQUEEZE", "STRIDED_SLICE",
     "SUB", "TANH", "TRANSPOSE", "EXPAND_DIMS", "SUM", "BATCH_MATMUL", "SPLIT", "PACK", "UNPACK",
     "GATHER", "SHAPE", "SLICE", "MINIMUM", "MAXIMUM", "RSQRT", "SQUARED_DIFFERENCE", "PRELU",
+    "LOG",            # float32 kernel (elementwise.cc): layers kept in float
 })
 
 

@@ -11,15 +11,24 @@ Pass ``quantized=`` (a :class:`quantize.ptq.QuantizedModel`) to reuse one calibr
 calls; ``export(..., "all", int8=True)`` does.
 
     res = export_tflite(model, "out/", calib, int8=True, heldout=(x, y), spec=spec)
-    res.path, res.manifest, res.verification   # student_int8.tflite, ..., {sqnr_db, mae, rel_loss}
+    res.path, res.manifest, res.verification   # student_int8.tflite, ..., {sqnr_db, abs_err, mae, rel_loss}
+
+Verification (``res.verification``, the manifest's ``verification`` block): the artifact's
+outputs on the held-out windows against the eager fp32 model's, per window — ``abs_err``
+``{p50, p99, max}`` of |artifact - eager| in output units for a regression output (e.g. bpm),
+``agreement`` (fraction of windows with the same argmax) for class logits — beside the SQNR and,
+with labels, the task metrics (MAE; accuracy, macro-F1, balanced accuracy). See
+:func:`edgefm.export.verify.metrics`. A budget bounds them (``int8_p99_abs_err``,
+``int8_min_agreement``, :mod:`edgefm.profile.budget`).
 
 Beside each artifact ``NAME.reference.npz`` keeps held-out windows, the eager model's outputs on
 them and the input spec they were made with (its sha256 in the manifest's ``reference``), so
 ``edgefm export verify`` can check the artifact later against something other than itself.
 
 ``model``: any ``torch.nn.Module`` taking ``(B, C, T)`` float32 (the deployable student:
-normalised ACC at 32 Hz -> HR in bpm). ``calib``: (N, C, T) float32 normalised windows. Exports
-are deterministic (seeded, no timestamps): the same model and calibration give identical bytes.
+normalised ACC at 32 Hz -> HR in bpm, or -> K class logits). ``calib``: (N, C, T) float32
+normalised windows. Exports are deterministic (seeded, no timestamps): the same model and
+calibration give identical bytes.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import numpy as np
 import torch
 
 from edgefm.errors import ConfigError, DataError, ExportError, VerificationError
-from edgefm.export.verify import eager_outputs, metrics, run_float
+from edgefm.export.verify import eager_outputs, metrics, output_classes, run_float
 from edgefm.manifest import atomic_write_bytes, read_artifact_manifest, sha256_bytes, write_artifact_manifest
 
 FORMATS = ("pte", "tflite", "onnx", "tflm")
@@ -48,7 +57,9 @@ class ArtifactSpec:
 
     source: ``{"checkpoint": path, "sha256": ..., "config": {...}}``.
     input_spec: ``{"preset", "channels", "fs_hz", "window", "hop", "normalisation": {mean, std}}``.
-    output_spec: ``{"name", "unit"}``.
+    output_spec: ``{"name", "unit"}`` (optional ``"range"`` [lo, hi] the int8 output must cover) for
+    a regression output (B, 1); ``{"name", "kind": "classes", "classes": [K names]}`` for class
+    logits (B, K). The manifest carries it as given.
     """
 
     source: dict = field(default_factory=dict)
@@ -77,6 +88,7 @@ def _prep(model, calib, heldout, spec=None):
         raise DataError("calibration windows contain NaN or inf", field="calib")
     if spec is not None:
         _check_spec(spec, calib)
+        output_classes(spec.output_spec)          # a class output must name its classes
     if heldout is None:
         hx, hy = calib[: min(len(calib), 64)], None
     else:
@@ -158,11 +170,14 @@ def _int8(model, calib: np.ndarray, quantized=None, keep_float=(), output_spec=N
 
 
 def _check_io(fmt: str, qm, i, o) -> None:
-    """An int8-I/O artifact must take and return exactly the shared graph's input/output qparams."""
+    """An int8-I/O artifact must take and return exactly the shared graph's input/output qparams
+    (a side the graph keeps in float must be float in the artifact)."""
     ref = qm.io_qparams()
     for name, d in (("input", i), ("output", o)):
         r = ref.get(name)
-        if r is None or abs(d.scale - r["scale"]) > 1e-6 * r["scale"] or d.zero_point != r["zero_point"]:
+        if not d.quantized and ("input" not in ref or "output" not in ref):
+            continue                  # float32 I/O around an int8 core (see _tflite_bytes)
+        if abs(d.scale - r["scale"]) > 1e-6 * r["scale"] or d.zero_point != r["zero_point"]:
             raise ExportError(f"{fmt} {name} scale/zero point ({d.scale}, {d.zero_point}) differ from the "
                               f"quantized graph's {r}", hint="the converter requantized the model; check its version")
 
@@ -190,7 +205,7 @@ def export_pte(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, *
     data, leftover = et.lower(qm.converted(fold=True) if int8 else model, example)
     path = Path(out_dir) / f"{name}_xnnpack_{'q8' if int8 else 'fp32'}.pte"
     eager = eager_outputs(model, hx)
-    rep = metrics(run_float(et.ExecuTorchRunner(data), hx), eager, hy)
+    rep = metrics(run_float(et.ExecuTorchRunner(data), hx), eager, hy, spec.output_spec)
     _check_verification("pte", path, rep, int8)
     quant = _quant_info(qm, int8, input_dtype="float32", output_dtype="float32")
     fields = _manifest_fields("pte", spec, quant, calib, example[0].shape, rep,
@@ -208,6 +223,11 @@ def _tflite_bytes(model, calib, int8: bool, keep_float=(), quantized=None, outpu
         return litert.strip_names(litert.convert(model, example)), None
     qm = _int8(model, calib, quantized, keep_float, output_spec=output_spec)
     data = litert.convert(qm.converted(fold=False), example, int8=True)
+    io = qm.io_qparams()
+    if "input" not in io or "output" not in io:
+        # a boundary layer kept in float (e.g. a DSP front end): float32 I/O, int8 inside
+        # (LiteRT's interface rewrite only makes both sides int8)
+        return litert.strip_names(data), qm
     return litert.strip_names(litert.int8_io(data)), qm
 
 
@@ -225,7 +245,7 @@ def export_tflite(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray
     path = Path(out_dir) / f"{name}_{'int8' if int8 else 'fp32'}.tflite"
     r = litert.LiteRTRunner(data)
     eager = eager_outputs(model, hx)
-    rep = metrics(run_float(r, hx), eager, hy)
+    rep = metrics(run_float(r, hx), eager, hy, spec.output_spec)
     _check_verification("tflite", path, rep, int8)
     i, o = r.input_details[0], r.output_details[0]
     if int8:
@@ -253,7 +273,7 @@ def export_onnx(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, 
     data = qm.onnx_qdq() if int8 else ox.export(model, example)
     path = Path(out_dir) / (f"{name}_qdq.onnx" if int8 else f"{name}.onnx")
     eager = eager_outputs(model, hx)
-    rep = metrics(run_float(ox.OnnxRunner(data), hx), eager, hy)
+    rep = metrics(run_float(ox.OnnxRunner(data), hx), eager, hy, spec.output_spec)
     _check_verification("onnx", path, rep, int8)
     quant = _quant_info(qm, int8, input_dtype="float32", output_dtype="float32")
     fields = _manifest_fields("onnx", spec, quant, calib, example[0].shape, rep,
@@ -282,20 +302,25 @@ def export_tflm(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, 
     tflm.check_ops(litert.list_ops(data), str(out_dir / "model_data.cc"))
     r_lite = litert.LiteRTRunner(data)
     i = r_lite.input_details[0]
-    x0 = np.clip(np.round(hx[:1] / i.scale) + i.zero_point, -128, 127).astype(np.int8)
+    x0 = np.clip(np.round(hx[:1] / i.scale) + i.zero_point, -128, 127).astype(np.int8) if i.quantized \
+        else hx[:1].astype(np.float32)
     arena = tflm.measure_arena(data, x0)
     r = tflm.TFLMRunner(data, arena)
     pred = run_float(r, hx)
     eager = eager_outputs(model, hx)
-    rep = metrics(pred, eager, hy)
+    rep = metrics(pred, eager, hy, spec.output_spec)
     # TFLM must agree with LiteRT on the same int8 model within one output quantization step
     o = r.output_details[0]
     # same int8 model, LiteRT's builtin kernels vs TFLite Micro: must agree within one step
-    raw_micro = _raw(r, hx, i).astype(np.int32)
-    steps = int(np.max(np.abs(raw_micro - _raw(litert.LiteRTRunner(data, xnnpack=False), hx, i).astype(np.int32))))
+    # (a float32 output - float I/O around an int8 core - is measured in the graph's output steps)
+    step = 1.0 if o.quantized else qm.io_qparams().get("output", {}).get("scale", 1.0)
+    raw_micro = _raw(r, hx, i).astype(np.float64) / step
+    steps = int(np.ceil(np.max(np.abs(raw_micro - _raw(litert.LiteRTRunner(data, xnnpack=False), hx, i)
+                                      .astype(np.float64) / step)) - 1e-6))
     rep["max_diff_vs_litert_steps"] = steps
     # for information: LiteRT's default XNNPACK int8 kernels round differently at times
-    rep["max_diff_vs_litert_xnnpack_steps"] = int(np.max(np.abs(raw_micro - _raw(r_lite, hx, i).astype(np.int32))))
+    rep["max_diff_vs_litert_xnnpack_steps"] = int(np.ceil(np.max(np.abs(
+        raw_micro - _raw(r_lite, hx, i).astype(np.float64) / step)) - 1e-6))
     path = out_dir / "model_data.cc"
     _check_verification("tflm", path, rep, True)
     if steps > 1:
@@ -315,8 +340,10 @@ def export_tflm(model: torch.nn.Module, out_dir: str | Path, calib: np.ndarray, 
 
 
 def _raw(runner, x: np.ndarray, i) -> np.ndarray:
-    """Raw int8 outputs of an int8-I/O runner for float windows x (N, C, T)."""
-    q = np.clip(np.round(x / i.scale) + i.zero_point, -128, 127).astype(np.int8)
+    """Raw (int8, or float where the artifact's output is float) outputs of a runner for float
+    windows x (N, C, T), quantized first where its input is int8."""
+    q = np.clip(np.round(x / i.scale) + i.zero_point, -128, 127).astype(np.int8) if i.quantized \
+        else x.astype(np.float32)
     return np.concatenate([np.asarray(runner.run(q[k:k + 1])).reshape(1, -1) for k in range(len(q))])
 
 

@@ -24,6 +24,7 @@ TFLM_ATEN_OPS = frozenset({
     "contiguous", "_native_batch_norm_legit_no_training", "batch_norm", "getitem", "alias",
     "slice", "select", "leaky_relu", "prelu", "sum", "_assert_tensor_metadata", "expand",
     "squeeze_copy", "view_copy", "detach", "_guards_fn", "sym_size", "flatten.using_ints",
+    "log",            # float32 only in TFLite Micro: a layer kept in float (a DSP front end)
 })
 
 

@@ -49,17 +49,134 @@ def run_float(runner, x: np.ndarray) -> np.ndarray:
     return np.concatenate(outs, 0)
 
 
-def metrics(pred: np.ndarray, eager: np.ndarray, y: np.ndarray | None) -> dict:
-    """SQNR of ``pred`` vs ``eager`` (dB) and, with labels ``y`` (N,), HR MAE of both."""
+def output_classes(output_spec: dict | None) -> list[str] | None:
+    """The class names of a classification output (``{"kind": "classes", "classes": [...]}``),
+    else None (a regression output: ``{"name", "unit"}``, ``kind`` defaulting to "regression")."""
+    spec = output_spec if isinstance(output_spec, dict) else {}
+    if spec.get("kind", "regression") in ("regression", "bins"):
+        output_bins(spec)
+        return None
+    if spec.get("kind") != "classes":
+        raise ConfigError(f"must be 'regression', 'bins' or 'classes', got {spec.get('kind')!r}",
+                          field="output_spec.kind")
+    names = spec.get("classes")
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(c, str) and c for c in names) \
+            or len(set(names)) != len(names):
+        raise ConfigError(f"must list two or more distinct class names, got {names!r}",
+                          field="output_spec.classes")
+    return list(names)
+
+
+def output_bins(output_spec: dict | None) -> np.ndarray | None:
+    """The bin centres of a binned regression output (``{"kind": "bins", "bins_bpm": [...]}``: the
+    model scores F bins, the value is the expectation of their softmax), else None."""
+    spec = output_spec if isinstance(output_spec, dict) else {}
+    if spec.get("kind") != "bins":
+        return None
+    b = spec.get("bins_bpm")
+    try:
+        arr = np.asarray(b, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        arr = np.zeros(0)
+    if arr.size < 2 or not np.isfinite(arr).all() or not np.all(np.diff(arr) > 0):
+        raise ConfigError("must list two or more increasing finite bin centres", field="output_spec.bins_bpm")
+    return arr
+
+
+def to_units(out: np.ndarray, output_spec: dict | None) -> np.ndarray:
+    """Model outputs (N, D) in output units (N, 1): a binned output's softmax expectation over
+    its bin centres; any other output as it is."""
+    bins = output_bins(output_spec)
+    out = np.asarray(out, np.float64).reshape(len(out), -1)
+    if bins is None:
+        return out
+    if out.shape[1] != len(bins):
+        raise ConfigError(f"output_spec lists {len(bins)} bins, the model returns {out.shape[1]} outputs",
+                          field="output_spec.bins_bpm")
+    e = np.exp(out - out.max(1, keepdims=True))
+    return ((e / e.sum(1, keepdims=True)) @ bins)[:, None]
+
+
+def abs_err_stats(pred: np.ndarray, eager: np.ndarray) -> dict:
+    """Per-window |pred - eager| in output units (the largest over a window's outputs):
+    ``{p50, p99, max}`` over the windows (numpy's linear-interpolated percentiles)."""
+    err = np.abs(np.asarray(pred, np.float64) - np.asarray(eager, np.float64)).reshape(len(pred), -1).max(axis=1)
+    if not len(err):
+        return {"p50": 0.0, "p99": 0.0, "max": 0.0}
+    return {"p50": float(np.percentile(err, 50)), "p99": float(np.percentile(err, 99)), "max": float(err.max())}
+
+
+def class_labels(y, k: int) -> np.ndarray:
+    """Integer class codes (N,) from labels ``y``; -1 (or NaN) = unknown. A code outside
+    [0, k) or a fractional one is a :class:`DataError`."""
+    y = np.asarray(y, np.float64).reshape(-1)
+    y = np.where(np.isfinite(y), y, -1.0)
+    bad = (y != np.round(y)) | (y >= k) | ((y < 0) & (y != -1))
+    if bad.any():
+        raise DataError(f"class labels must be whole numbers in [0, {k}) or -1 (unknown); got "
+                        f"{y[bad][:5].tolist()}", field="y")
+    return y.astype(np.int64)
+
+
+def label_metrics(pred: np.ndarray, y, classes: list[str] | None) -> dict:
+    """Task metrics of outputs ``pred`` (N, D) against labels ``y`` (N,): regression ``mae``
+    (over finite labels); classes ``accuracy``, ``macro_f1``, ``balanced_accuracy`` (sklearn,
+    over windows whose label is known) and ``n_labelled``."""
+    if classes is None:
+        y = np.asarray(y, np.float64).reshape(-1)
+        ok = np.isfinite(y)
+        return {"mae": round(float(np.mean(np.abs(pred[ok, 0] - y[ok]))), 4) if ok.any() else None}
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+    y = class_labels(y, len(classes))
+    ok = y >= 0
+    if not ok.any():
+        return {"n_labelled": 0, "accuracy": None, "macro_f1": None, "balanced_accuracy": None}
+    p = np.argmax(pred, axis=1)[ok]
+    return {"n_labelled": int(ok.sum()), "accuracy": round(float(accuracy_score(y[ok], p)), 5),
+            "macro_f1": round(float(f1_score(y[ok], p, average="macro", zero_division=0)), 5),
+            "balanced_accuracy": round(float(balanced_accuracy_score(y[ok], p)), 5)}
+
+
+def metrics(pred: np.ndarray, eager: np.ndarray, y: np.ndarray | None, output_spec: dict | None = None) -> dict:
+    """An artifact's outputs ``pred`` (N, D) against the eager model's ``eager`` (N, D) and, when
+    given, labels ``y`` (N,).
+
+    Always: ``sqnr_db`` (around the eager mean; over the logits for classes), ``max_abs_diff``.
+    Regression outputs: ``abs_err`` = per-window |pred - eager| ``{p50, p99, max}`` in output units;
+    with labels ``mae``, ``mae_float`` (eager's) and ``rel_loss``. Class outputs (``output_spec``
+    kind "classes", D = number of classes): ``agreement`` (fraction of windows whose argmax equals
+    eager's), ``logit_abs_err`` (per-window, as ``abs_err``); with labels (int codes, -1 unknown)
+    ``accuracy``, ``macro_f1``, ``balanced_accuracy`` and the eager model's ``*_float``."""
     from quantize.sqnr import sqnr_db
+    classes = output_classes(output_spec)
+    pred, eager = np.asarray(pred).reshape(len(pred), -1), np.asarray(eager).reshape(len(eager), -1)
+    if classes is not None and eager.shape[1] != len(classes):
+        raise ConfigError(f"output_spec names {len(classes)} classes, the model returns {eager.shape[1]} outputs",
+                          field="output_spec.classes")
     # SQNR of the output around its mean (an HR offset of ~70 bpm would flatter a raw SQNR)
-    mu = float(eager.mean())
+    mu = float(eager.mean()) if eager.size else 0.0
     out = {"n": int(len(pred)), "sqnr_db": round(sqnr_db(eager - mu, pred - mu), 2),
            "max_abs_diff": float(np.max(np.abs(pred - eager))) if len(pred) else 0.0,
            "mean_abs_output": float(np.mean(np.abs(eager))) if len(eager) else 0.0}
-    if y is not None:
-        y = np.asarray(y, dtype=np.float64).reshape(-1)
-        ok = np.isfinite(y)
+    if classes is None:
+        if output_bins(output_spec) is not None:       # bin scores -> bpm: errors in output units
+            pred, eager = to_units(pred, output_spec), to_units(eager, output_spec)
+            out["mean_abs_output"] = float(np.mean(np.abs(eager))) if len(eager) else 0.0
+        out["abs_err"] = abs_err_stats(pred, eager)
+    else:
+        out["agreement"] = round(float(np.mean(np.argmax(pred, 1) == np.argmax(eager, 1))), 5) if len(pred) else None
+        out["logit_abs_err"] = abs_err_stats(pred, eager)
+    if y is None:
+        return out
+    if np.size(y) != len(pred):
+        raise DataError(f"{np.size(y)} labels for {len(pred)} windows", field="y")
+    if classes is not None:
+        lab, lab_f = label_metrics(pred, y, classes), label_metrics(eager, y, classes)
+        out.update(lab, **{f"{k}_float": lab_f[k] for k in ("accuracy", "macro_f1", "balanced_accuracy")})
+        return out
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    ok = np.isfinite(y)
+    if ok.any():
         mae = float(np.mean(np.abs(pred[ok, 0] - y[ok])))
         mae_f = float(np.mean(np.abs(eager[ok, 0] - y[ok])))
         out.update({"mae": round(mae, 4), "mae_float": round(mae_f, 4),
@@ -331,14 +448,35 @@ def _int8(m: dict) -> bool:
     return isinstance(q, dict) and q.get("dtype") == "int8"
 
 
+def _output_spec(m: dict, path: Path) -> dict:
+    """The manifest's ``output_spec``, checked: a class output must name its classes
+    (:class:`ManifestError` naming ``output_spec.FIELD`` otherwise)."""
+    spec = m.get("output_spec") if isinstance(m.get("output_spec"), dict) else {}
+    try:
+        output_classes(spec)
+    except ConfigError as e:
+        raise ManifestError(e.message, path=path, field=e.field, hint="re-export the artifact") from e
+    return spec
+
+
+def _metrics(path: Path, pred, eager, y, output_spec: dict) -> dict:
+    """:func:`metrics`, with a class count that disagrees with the artifact's outputs reported
+    as the manifest's fault (naming the file)."""
+    try:
+        return metrics(pred, eager, y, output_spec)
+    except ConfigError as e:
+        raise ManifestError(e.message, path=path, field=e.field, hint="re-export the artifact") from e
+
+
 # ---------------------------------------------------------------- entry points
 
 def verify(path: str | Path, x: np.ndarray, y: np.ndarray | None = None, *,
            reference: torch.nn.Module | None = None, min_sqnr_db: float | None = None) -> dict:
     """Integrity check, input-spec check, then run held-out ``x`` (N, C, T) normalised windows in
     the artifact's runtime and compare with ``reference`` (the eager float model) and labels
-    ``y`` (N,) in bpm. Without ``reference`` the stored reference outputs written at export are
-    the comparison (``sqnr_db`` is then on those windows).
+    ``y`` (N,) in output units (class codes for a class output, -1 unknown). Without ``reference``
+    the stored reference outputs written at export are the comparison (``sqnr_db``, ``abs_err`` or
+    ``agreement`` are then on those windows). See :func:`metrics` for the report's fields.
 
     Raises:
         IntegrityError: the artifact or its stored reference differs from the manifest.
@@ -350,16 +488,17 @@ def verify(path: str | Path, x: np.ndarray, y: np.ndarray | None = None, *,
     if x.ndim != 3 or not np.isfinite(x).all():
         raise DataError(f"held-out windows must be finite (N, C, T), got {x.shape}", field="x")
     m, runner, spec, stored = _checked_artifact(path)
+    ospec = _output_spec(m, path)
     pred = run_float(runner, x)
     rep = {"artifact": path.name, "format": m["format"]}
     if reference is not None:
-        rep.update(metrics(pred, eager_outputs(reference, x), y), reference="eager model (reference=)")
+        rep.update(_metrics(path, pred, eager_outputs(reference, x), y, ospec), reference="eager model (reference=)")
     elif stored is not None:
-        rep.update(metrics(run_float(runner, stored[0]), stored[1], None),
+        rep.update(_metrics(path, run_float(runner, stored[0]), stored[1], None, ospec),
                    reference=f"stored reference outputs {m['reference']['file']}")
         if y is not None:
-            ok = np.isfinite(np.asarray(y, np.float64).reshape(-1))
-            rep["mae"] = round(float(np.mean(np.abs(pred[ok, 0] - np.asarray(y, np.float64).reshape(-1)[ok]))), 4)
+            rep.update(label_metrics(to_units(pred, ospec) if output_classes(ospec) is None else pred, y,
+                                  output_classes(ospec)))
     else:
         raise VerificationError("no independent reference: pass reference= (the eager model) or re-export it so "
                                 "that its stored reference outputs are written", path=path, field="reference")
@@ -416,6 +555,9 @@ def verify_artifact(path: str | Path, data: str | Path, *, n: int = 256,
        ``source.checkpoint`` when found with the same sha256) and with the labels; the stored
        reference windows run too and are compared with the stored eager outputs. At least one
        independent reference is required; SQNR must clear the export's floor (int8 10 dB, fp32 40 dB).
+       The report carries the per-window error (``abs_err`` {p50, p99, max} in output units, or
+       ``agreement`` for a class output) against the eager model on the data's windows, else
+       against the stored reference outputs.
 
     ``data``: a windows dataset (or cohort) directory, or a ``.npy`` of normalised (N, C, T)
     windows (then rate and channels cannot be checked; the report says so).
@@ -447,7 +589,8 @@ def verify_artifact(path: str | Path, data: str | Path, *, n: int = 256,
         z = np.where(mask, (x_raw - mean) / std, 0.0).astype(np.float32)   # missing samples read 0
         data_note = f"{ds.path} test split: {ds.fs_hz:g} Hz, channels and {ds.window}-sample window match"
     pred = run_float(runner, z)
-    out_name = str((m.get("output_spec") or {}).get("name", "hr"))
+    ospec = _output_spec(m, path)
+    out_name = str(ospec.get("name", "hr"))
     y = np.asarray(labels[out_name], np.float64).reshape(-1) if out_name in labels else None
     rep: dict = {"artifact": str(path), "format": m["format"], "integrity": "sha256 matches the manifest",
                  "input_spec": "matches the artifact" + (", the stored reference" if stored is not None else "")
@@ -458,16 +601,17 @@ def verify_artifact(path: str | Path, data: str | Path, *, n: int = 256,
     int8 = _int8(m)
     if lm is not None:
         eager = eager_outputs(lm.model, z)
-        rep.update(metrics(pred, eager, y), reference=eager_what, sqnr_windows=int(len(z)))
+        rep.update(_metrics(path, pred, eager, y, ospec), reference=eager_what, sqnr_windows=int(len(z)))
         _check_sqnr(m["format"], path, rep, int8, "the eager source model")
     elif y is not None:
-        ok = np.isfinite(y)
-        rep["mae"] = round(float(np.mean(np.abs(pred[ok, 0] - y[ok]))), 4) if ok.any() else None
+        rep.update(label_metrics(to_units(pred, ospec) if output_classes(ospec) is None else pred, y,
+                                  output_classes(ospec)))
     if stored is not None:
-        sr = metrics(run_float(runner, stored[0]), stored[1], None)
+        sr = _metrics(path, run_float(runner, stored[0]), stored[1], None, ospec)
         rep["stored_reference"] = {"file": m["reference"]["file"], **sr}
         _check_sqnr(m["format"], path, sr, int8, f"the stored reference outputs {m['reference']['file']}")
         if lm is None:
+            rep.update({k: sr[k] for k in ("abs_err", "agreement", "logit_abs_err") if k in sr})
             rep.update(sqnr_db=sr["sqnr_db"], max_abs_diff=sr["max_abs_diff"], sqnr_windows=sr["n"],
                        reference=f"stored reference outputs {m['reference']['file']} "
                                  f"({sr['n']} windows, eager model at export)",

@@ -13,6 +13,14 @@
     accuracy_metric = "accuracy"   # ... named here (higher is better)
     max_error = 8.0                # or an error metric (lower is better), e.g. HR MAE in bpm
     error_metric = "hr_mae_bpm"
+    int8_p99_abs_err = 1.0         # p99 per-window |int8 - fp32 eager| in output units (bpm), per int8 artifact
+    int8_min_agreement = 0.99      # fraction of windows where an int8 class artifact's argmax = fp32's
+
+The int8 rows read each int8 artifact's manifest ``verification`` block, written when it was
+exported and verified in its runtime (``abs_err.p99``, ``agreement``; nothing is recomputed).
+A figure that is not there — no int8 artifact (fp32-only run), a class model under
+``int8_p99_abs_err`` or a regression model under ``int8_min_agreement``, an artifact exported
+before these figures existed — gives a row that says so and fails.
 
 Unknown keys are refused with one line listing the known ones, before anything runs; every
 limit must be a finite number >= 0 (``inf``/``nan`` are refused, naming the file and key).
@@ -28,7 +36,7 @@ from pathlib import Path
 from edgefm.errors import ConfigError
 
 _NUM = ("p99_latency_ms", "target_latency_ms", "ram_kb", "flash_kb", "battery_days", "min_accuracy",
-        "max_error")
+        "max_error", "int8_p99_abs_err", "int8_min_agreement")
 _STR = ("device", "variant", "policy", "accuracy_metric", "error_metric")
 
 
@@ -46,6 +54,8 @@ class Budget:
     accuracy_metric: str = "accuracy"
     max_error: float | None = None
     error_metric: str = "hr_mae_bpm"
+    int8_p99_abs_err: float | None = None
+    int8_min_agreement: float | None = None
     path: str = ""
 
     def __post_init__(self):
@@ -54,6 +64,9 @@ class Budget:
             if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)
                                       and math.isfinite(v) and v >= 0):
                 raise ConfigError(f"must be a finite number >= 0, got {v!r}", path=self.path or None, field=k)
+        if self.int8_min_agreement is not None and self.int8_min_agreement > 1:
+            raise ConfigError(f"is a fraction of windows in [0, 1], got {self.int8_min_agreement!r}",
+                              path=self.path or None, field="int8_min_agreement")
         for k in _STR:
             v = getattr(self, k)
             if v is not None and not isinstance(v, str):
@@ -125,8 +138,57 @@ def _metric(manifest: dict, key: str):
     return None
 
 
-def check_budget(budget: Budget, *, variant_row: dict | None, sim: dict | None, manifest: dict) -> list[BudgetRow]:
-    """Rows for every budget key that is set, plus the device's own limits when simulated."""
+def _is_classes(manifest: dict) -> bool:
+    """Whether the manifest's output is class logits (``output_spec.kind == "classes"``)."""
+    spec = manifest.get("output_spec")
+    return isinstance(spec, dict) and spec.get("kind") == "classes"
+
+
+def _int8_figure(name: str, manifest: dict, key: str) -> tuple[float | None, str, str]:
+    """(figure, unit, note) of one int8 artifact's stored verification for budget key ``key``:
+    ``abs_err.p99`` (regression outputs) or ``agreement`` (class outputs). The figure is None,
+    and the note says why, where the manifest does not have it."""
+    ver = manifest.get("verification") if isinstance(manifest.get("verification"), dict) else {}
+    out = manifest.get("output_spec") if isinstance(manifest.get("output_spec"), dict) else {}
+    classes, unit = _is_classes(manifest), str(out.get("unit") or "")
+    if key == "int8_p99_abs_err":
+        if classes:
+            return None, unit, f"{name} outputs classes: bound it with int8_min_agreement"
+        v = ver.get("abs_err").get("p99") if isinstance(ver.get("abs_err"), dict) else None
+    else:
+        if not classes:
+            return None, "", f"{name} is a regression output: bound it with int8_p99_abs_err"
+        v, unit = ver.get("agreement"), ""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        what = "abs_err.p99" if key == "int8_p99_abs_err" else "agreement"
+        return None, unit, f"no verification.{what} in {name}'s manifest (re-export it)"
+    return float(v), unit, f"verified at export on {ver.get('n', '?')} held-out windows"
+
+
+def int8_rows(budget: Budget, artifacts: list[tuple[str, dict]]) -> list[BudgetRow]:
+    """One row per int8 artifact (``(name, manifest)`` pairs) for each int8 key that is set;
+    one failing row saying so when there is no int8 artifact at all."""
+    rows: list[BudgetRow] = []
+    for key, direction in (("int8_p99_abs_err", "max"), ("int8_min_agreement", "min")):
+        limit = getattr(budget, key)
+        if limit is None:
+            continue
+        if not artifacts:
+            rows.append(BudgetRow(key, None, limit, "", direction,
+                                  note="no int8 artifact among the profiled variants (fp32-only run?)"))
+        for name, man in artifacts:
+            v, unit, note = _int8_figure(name, man, key)
+            rows.append(BudgetRow(f"{key} ({name})", v, limit, unit, direction, note=note))
+    return rows
+
+
+def check_budget(budget: Budget, *, variant_row: dict | None, sim: dict | None, manifest: dict,
+                 int8_artifacts: list[tuple[str, dict]] | None = None) -> list[BudgetRow]:
+    """Rows for every budget key that is set, plus the device's own limits when simulated.
+
+    ``int8_artifacts``: ``(name, manifest)`` of every int8 artifact profiled, for the
+    ``int8_p99_abs_err`` / ``int8_min_agreement`` rows (None: the variant's own ``manifest`` when
+    it is int8)."""
     rows: list[BudgetRow] = []
     vname = variant_row["name"] if variant_row else "no variant"
     if budget.p99_latency_ms is not None:
@@ -165,4 +227,8 @@ def check_budget(budget: Budget, *, variant_row: dict | None, sim: dict | None, 
         v = _metric(manifest, budget.error_metric)
         rows.append(BudgetRow(f"max_error ({budget.error_metric})", v, budget.max_error, "", "max",
                               note="" if v is not None else f"{budget.error_metric!r} not in {vname}'s manifest"))
+    if int8_artifacts is None:
+        q = manifest.get("quantization") if isinstance(manifest.get("quantization"), dict) else {}
+        int8_artifacts = [(vname, manifest)] if q.get("dtype") == "int8" else []
+    rows += int8_rows(budget, int8_artifacts)
     return rows

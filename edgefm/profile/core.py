@@ -281,7 +281,11 @@ def profile(inputs: Sequence[str | Path], *, device: str | None = None, budget: 
             ok = [r for r in rows if r["ok"] and r["dtype"] == "int8"] or [r for r in rows if r["ok"]]
             vrow = min(ok, key=lambda r: r["p50_ms"]) if ok else None
         man = next((v.manifest for v in variants if vrow and v.name == vrow["name"]), {})
-        brows = check_budget(b, variant_row=vrow, sim=sim, manifest=man)
+        # int8 rows: every int8 artifact whose manifest passed its sha256 check (a refused one
+        # fails the "artifacts verified" row below)
+        int8_arts = [(v.name, v.manifest or {}) for v in variants
+                     if v.dtype == "int8" and v.kind != "eager" and not v.refused]
+        brows = check_budget(b, variant_row=vrow, sim=sim, manifest=man, int8_artifacts=int8_arts)
         refused = [v.name for v in variants if v.refused]
         brows.append(BudgetRow("artifacts verified (sha256 vs manifest)", float(len(refused)), 0.0, "refused",
                                note=", ".join(refused)))
