@@ -1,0 +1,277 @@
+"""One call from recordings to a verified deployable model: ``build_deployable``.
+
+    res = build_deployable("data/troika", "runs/troika-hr", DeployConfig(task="hr"))
+    res.metrics["test"]          # fp32 and int8 figures on the held-out subjects
+    res.artifacts                # [{format, path, verification}] - all four runtimes
+
+Steps (``edgefm task fit`` and the pipeline's ``model`` stage both only call this):
+
+1. window the dataset for the task (:func:`edgefm.tasks.data.load_windows`; the task from the
+   labels present unless named) and split it by subject (the dataset's split, a seeded one, or
+   explicit lists: :func:`edgefm.tasks.data.split_subjects`);
+2. train the task's student on the training subjects (validation subjects pick the epoch:
+   :func:`edgefm.tasks.fit.fit`);
+3. int8 post-training quantization calibrated on training windows (layers the architecture marks
+   ``keep_float`` stay float: the heart-rate student's DSP front end), exported to ExecuTorch,
+   LiteRT, ONNX and TFLite Micro, each verified in its runtime on held-out windows against the
+   fp32 model: per-window |int8 - fp32| ``{p50, p99, max}`` in bpm, or class agreement;
+4. the fp32 checkpoint (code-free, :func:`edgefm.export.io.save_model`), ``metrics.json`` (fp32 and
+   int8 on the test subjects; heart rate tracked along each recording and per window; classes
+   macro-F1, balanced accuracy, confusion), ``confusion.png`` for classes, ``report.md``.
+
+Nothing is written outside ``out``; an existing non-empty ``out`` needs ``overwrite=True``; the
+folder appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgefm.errors import ConfigError, DataError
+from edgefm.tasks.data import CHANNELS, PLACEMENTS, TaskWindows, load_windows, split_subjects
+from edgefm.tasks.fit import FitConfig, TaskModel, fit, score
+
+FORMATS = ("pte", "tflite", "onnx", "tflm")
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """task: ``hr``, ``activity``, ``freeze``, ``phase`` or None (from the labels present).
+    sensors: ``led_on`` (PPG + ACC: all the task's channels the data has) or ``led_off``
+        (accelerometer only); ``channels`` names them explicitly instead.
+    placement: Daphnet's ``ankle``, ``thigh`` or ``trunk`` accelerometer.
+    split: ``manifest`` (the dataset's own), ``seeded``, or ``{"train": [...], "val": [...],
+        "test": [...]}`` subject lists.
+    calib_windows: training windows (evenly spaced) that calibrate int8."""
+
+    task: str | None = None
+    sensors: str = "led_on"
+    channels: tuple[str, ...] | None = None
+    placement: str | None = None
+    fs_hz: float | None = None
+    window_s: float | None = None
+    hop_s: float | None = None
+    split: str | dict = "manifest"
+    seed: int = 0
+    formats: tuple[str, ...] = FORMATS
+    calib_windows: int = 256
+    fit: FitConfig = field(default_factory=FitConfig)
+    name: str = "model"
+
+    def __post_init__(self):
+        if self.sensors not in ("led_on", "led_off"):
+            raise ConfigError(f"must be led_on or led_off, got {self.sensors!r}", field="sensors")
+        if self.placement is not None and self.placement not in PLACEMENTS:
+            raise ConfigError(f"unknown placement {self.placement!r}", field="placement",
+                              hint=f"one of {', '.join(PLACEMENTS)}")
+        bad = [f for f in self.formats if f not in FORMATS]
+        if bad or not self.formats:
+            raise ConfigError(f"unknown export format {bad[0] if bad else '(none)'!r}", field="formats",
+                              hint=f"choose from {', '.join(FORMATS)}")
+        if not isinstance(self.calib_windows, int) or self.calib_windows < 1:
+            raise ConfigError("calib_windows must be a positive int", field="calib_windows")
+
+    def channels_for(self, task: str, have) -> tuple[str, ...] | None:
+        """The model's input channels: explicit, the placement's, or the task's preference."""
+        if self.channels:
+            return tuple(self.channels)
+        if self.placement:
+            return PLACEMENTS[self.placement]
+        if task == "hr":
+            pref = CHANNELS["hr_led_off" if self.sensors == "led_off" else "hr_led_on"]
+            return tuple(c for c in pref if c in have) if have else pref
+        return None
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["fit"] = self.fit.to_dict()
+        return d
+
+
+@dataclass
+class DeployResult:
+    out: Path
+    model: TaskModel
+    split: dict
+    metrics: dict
+    artifacts: list[dict]
+
+
+def windows_for(data: str | Path, config: DeployConfig) -> TaskWindows:
+    """The task's windows of ``data`` with the config's channels and preset."""
+    from edgefm.tasks.data import dataset_channels, dataset_labels
+    from edgefm.tasks.spec import task_for
+    t = task_for(dataset_labels(data), config.task, Path(data))
+    return load_windows(data, t, channels=config.channels_for(t.name, set(dataset_channels(data))),
+                        fs_hz=config.fs_hz, window_s=config.window_s, hop_s=config.hop_s)
+
+
+def calibration_windows(tm: TaskModel, train: TaskWindows, n: int) -> np.ndarray:
+    """``n`` evenly spaced normalised training windows (the int8 calibration set)."""
+    idx = np.unique(np.linspace(0, len(train) - 1, min(n, len(train))).round().astype(int))
+    return tm.normalise(train.x[idx], train.mask[idx])
+
+
+def quantize_task_model(tm: TaskModel, calib: np.ndarray):
+    """int8 PTQ of ``tm.model`` (its ``keep_float`` layers left in float)."""
+    from quantize.ptq import QuantConfig, output_range_for, quantize_
+    return quantize_(tm.model, QuantConfig(backend="pte", calibration=calib,
+                                           keep_float=tuple(getattr(tm.model, "keep_float", ())),
+                                           output_range=output_range_for(tm.output_spec)
+                                           if tm.output_spec.get("kind") != "bins" else None))
+
+
+def int8_scores(qm, tm: TaskModel, tw: TaskWindows) -> np.ndarray:
+    """The int8 graph's outputs (PT2E reference int8 kernels, one window at a time) for every
+    window of ``tw``."""
+    z = torch.from_numpy(tm.normalise(tw.x, tw.mask))
+    return qm(z).numpy().reshape(len(z), -1)
+
+
+def evaluate(tm: TaskModel, tw: TaskWindows, qm=None, s8: np.ndarray | None = None) -> dict:
+    """fp32 (and int8 with ``qm``) figures on ``tw`` (see :func:`edgefm.tasks.fit.score`); int8
+    also against fp32 per window: bpm ``abs_err`` {p50, p99, max} (tracked and per window), or
+    class ``agreement``. ``s8``: the int8 outputs on ``tw`` when already computed."""
+    from edgefm.export.verify import abs_err_stats
+    out = {"fp32": score(tm, tw)}
+    if qm is None:
+        return out
+    s32 = tm.scores(tw)
+    s8 = int8_scores(qm, tm, tw) if s8 is None else s8
+    if tm.task.regression:
+        trk8, per8 = tm.decode(s8, tw, True), tm.decode(s8, tw, False)
+        trk32, per32 = tm.decode(s32, tw, True), tm.decode(s32, tw, False)
+        ok = tw.known
+        out["int8"] = {"n": int(ok.sum()), "hr_mae": float(np.mean(np.abs(trk8[ok] - tw.y[ok]))),
+                       "hr_mae_per_window": float(np.mean(np.abs(per8[ok] - tw.y[ok]))),
+                       "abs_err_vs_fp32": abs_err_stats(per8, per32),
+                       "abs_err_vs_fp32_tracked": abs_err_stats(trk8, trk32),
+                       "max_output_bpm": float(max(per8.max(), trk8.max())) if len(per8) else None}
+    else:
+        p8 = s8.argmax(1)
+        out["int8"] = {**score(tm, tw, pred=p8), "agreement_with_fp32": float(np.mean(p8 == s32.argmax(1)))}
+    return out
+
+
+def _plot_confusion(cm: list, classes: list[str], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cm = np.asarray(cm, float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(classes), 1.0 + 0.6 * len(classes)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _report(tm: TaskModel, split: dict, metrics: dict, artifacts: list[dict], notes: list[str]) -> str:
+    t = tm.task
+    lines = [f"# {t.doc or t.name}: deployable model", "",
+             f"Inputs: {', '.join(tm.input_spec['channels'])} at {tm.input_spec['fs_hz']:g} Hz, "
+             f"{tm.input_spec['window_s']:g} s windows every {tm.input_spec['hop_s']:g} s. "
+             f"Parameters {tm.num_params():,}; MACs per window {tm.macs()['total']:,}.", "",
+             f"Subjects: train {len(split['train'])}, validation {len(split['val'])}, test {len(split['test'])} "
+             f"({', '.join(split['test'])}).", ""]
+    lines += [f"- {n}" for n in notes]
+    test = metrics.get("test") or {}
+    if test:
+        lines += ["", "## Held-out subjects", "", "| model | figure | value |", "|---|---|---:|"]
+        for k in ("fp32", "int8"):
+            for name, v in (test.get(k) or {}).items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and name != "error":
+                    lines.append(f"| {k} | {name} | {v:.4g} |")
+    lines += ["", "## Artifacts (verified in their runtimes on held-out windows)", "",
+              "| format | file | per-window int8 vs fp32 |", "|---|---|---|"]
+    for a in artifacts:
+        v = a["verification"]
+        what = (f"agreement {v['agreement']:.4f}" if "agreement" in v else
+                "abs err p50/p99/max {p50:.3g}/{p99:.3g}/{max:.3g}".format(**v["abs_err"]) if "abs_err" in v else "")
+        lines.append(f"| {a['format']} | {Path(a['path']).name} | {what} |")
+    return "\n".join(lines) + "\n"
+
+
+def build_deployable(data: str | Path, out: str | Path, config: DeployConfig = DeployConfig(), *,
+                     overwrite: bool = False, log=None) -> DeployResult:
+    """Window, split, train, quantize, export to every format, verify; see the module docstring.
+
+    Raises:
+        DataError: the data lacks the task's labels or channels, or its labels collapse to one class.
+        ConfigError: a bad option, or ``out`` exists and is not empty (without ``overwrite``).
+    """
+    from edgefm.data.store import open_manifest
+    from edgefm.export import ArtifactSpec, export
+    from edgefm.export.io import save_model
+    from edgefm.manifest import atomic_dir, atomic_write_json, check_output, sha256_file
+    say = log or (lambda s: None)
+    data, out = Path(data), Path(out)
+    check_output(out, overwrite=overwrite, sources=(data,))
+    tw = windows_for(data, config)
+    man = open_manifest(data, "recordings")
+    split = split_subjects(tw, config.split, config.seed, man.get("split"))
+    notes: list[str] = []
+    if not split["test"]:
+        raise DataError("the split leaves no test subject", path=data, field="split",
+                        hint="use --split seeded or name test subjects")
+    train, val, test = (tw.of_subjects(split[k]) for k in ("train", "val", "test"))
+    train.check_classes(f"training subjects of {data}")
+    if not len(val) or not val.known.any():
+        notes.append("no validation subject with labels: the last epoch is kept")
+        val = None
+    say(f"{tw.task.name}: {len(tw)} windows ({', '.join(tw.channels)}, {tw.fs_hz:g} Hz); "
+        f"train {len(split['train'])} / val {len(split['val'])} / test {len(split['test'])} subjects")
+    tm = fit(train, config.fit, val)
+    calib = calibration_windows(tm, train, config.calib_windows)
+    qm = quantize_task_model(tm, calib)
+    metrics = {"task": tw.task.name, "channels": list(tw.channels), "params": tm.num_params(), "macs": tm.macs(),
+               "label_counts": {k: tw.of_subjects(split[k]).label_counts() for k in ("train", "val", "test")},
+               "test": evaluate(tm, test, qm), "train": {"fp32": score(tm, train)}}
+    say(f"test subjects: {json.dumps({k: round(v, 4) for k, v in metrics['test']['int8'].items() if isinstance(v, float)})}")
+    ho = test.select(np.flatnonzero(test.known))
+    sel = np.unique(np.linspace(0, len(ho) - 1, min(256, len(ho))).round().astype(int))
+    hx = tm.normalise(ho.x[sel], ho.mask[sel])
+    hy = ho.y[sel].astype(np.float64)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        ck = save_model(tmp / f"{config.name}.pt", tm.model, input_spec=tm.input_spec,
+                        source={"data": str(data.resolve()), "task": tw.task.name,
+                                "train_subjects": split["train"], "config": config.to_dict()},
+                        meta={"task": tw.task.name, "tracker": tm.tracker, "metrics": metrics["test"]},
+                        output_spec=tm.output_spec)
+        ckpt = tmp / f"{config.name}.pt"
+        spec = ArtifactSpec(source={"checkpoint": f"{config.name}.pt", "sha256": sha256_file(ckpt),
+                                    "task": tw.task.name},
+                            input_spec=tm.input_spec, output_spec={**tm.output_spec,
+                                                                   **({"tracker": tm.tracker} if tm.tracker else {})})
+        artifacts = []
+        for f in config.formats:
+            say(f"exporting {f} (int8) and verifying it in its runtime ...")
+            (r,) = export(tm.model, f, tmp, calib, int8=True, heldout=(hx, hy), spec=spec, name=config.name,
+                          quantized=qm)
+            artifacts.append({"format": f, "path": str(out / r.path.name), "verification": r.verification})
+        if not tw.task.regression:
+            cm = metrics["test"]["int8"]["confusion"]
+            _plot_confusion(cm, list(tm.output_spec["classes"]), tmp / "confusion.png",
+                            f"int8 {tw.task.name}, held-out subjects (macro-F1 "
+                            f"{metrics['test']['int8']['macro_f1']:.3f})")
+        metrics["artifacts"] = artifacts
+        atomic_write_json(tmp / "metrics.json", {"config": config.to_dict(), "split": split, "notes": notes,
+                                                 **metrics})
+        (tmp / "report.md").write_text(_report(tm, split, metrics, artifacts, notes))
+        del ck
+    return DeployResult(out, tm, split, metrics, artifacts)
