@@ -97,3 +97,49 @@ def tracker_macs(cfg: dict) -> int:
     bins = np.asarray(cfg["bins_bpm"], np.float64)
     nz = int(np.count_nonzero(_kernel(bins, float(cfg["sigma_bpm"]))))
     return nz + 3 * len(bins)
+
+
+# ---------------------------------------------------------------- classes (activity, phase)
+
+def class_transitions(y: np.ndarray, recording: np.ndarray, start_s: np.ndarray, k: int,
+                      pseudo: float = 1.0) -> np.ndarray:
+    """``(K, K)`` hop-to-hop class transition probabilities ``T[from, to]`` counted along each
+    recording's consecutive windows with known labels (``y >= 0``), plus ``pseudo`` counts."""
+    c = np.full((k, k), float(pseudo))
+    recording, start_s = np.asarray(recording), np.asarray(start_s, np.float64)
+    for r in np.unique(recording):
+        idx = np.flatnonzero(recording == r)
+        idx = idx[np.argsort(start_s[idx], kind="stable")]
+        a, b = y[idx[:-1]], y[idx[1:]]
+        ok = (a >= 0) & (b >= 0)
+        np.add.at(c, (a[ok].astype(int), b[ok].astype(int)), 1.0)
+    return c / c.sum(1, keepdims=True)
+
+
+def track_classes(scores: np.ndarray, recording: np.ndarray, start_s: np.ndarray, *, transition,
+                  floor: float = 1e-3) -> np.ndarray:
+    """Causal forward filter over classes along each recording (an HMM whose emission is
+    ``softmax(scores)``): ``prior = (1 - floor) * T' @ posterior + floor / K``; posterior =
+    prior * softmax(scores), normalised. Returns the posteriors ``(N, K)`` in input order; a gap
+    (a window starting more than 1.5 hops after the last) restarts the filter. Per window on the
+    device: ``K * K + 3K`` multiply-accumulates and ``K`` floats of state."""
+    T = np.asarray(transition, np.float64)
+    scores = np.asarray(scores)
+    K = T.shape[0]
+    out = np.zeros((len(scores), K))
+    recording, start_s = np.asarray(recording), np.asarray(start_s, np.float64)
+    like = softmax(scores)
+    for r in np.unique(recording):
+        idx = np.flatnonzero(recording == r)
+        idx = idx[np.argsort(start_s[idx], kind="stable")]
+        hop = np.median(np.diff(start_s[idx])) if len(idx) > 1 else 0.0
+        post, last = None, None
+        for i in idx:
+            if post is None or (last is not None and start_s[i] - last > 1.5 * hop):
+                post = like[i]
+            else:
+                p = ((1 - floor) * (T.T @ post) + floor / K) * like[i]
+                post = p / p.sum() if p.sum() > 0 else like[i]
+            out[i] = post
+            last = start_s[i]
+    return out

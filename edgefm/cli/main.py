@@ -10,6 +10,7 @@ GROUPS = [
     ("data", "Synthesize, import, window, inspect and plot wearable data."),
     ("teacher", "Pretrain and evaluate the LSM-style masked-autoencoder teacher."),
     ("distill", "Distil the PPG-informed teacher into an accelerometer-only student."),
+    ("task", "A deployable model for heart rate, activity, freezing or phase on your own recordings."),
     ("compress", "Prune and int8-quantize a model."),
     ("export", "Export to ExecuTorch, LiteRT/TFLite, TFLite Micro and ONNX, with verification."),
     ("gate", "Calibrate and evaluate the opportunistic-inference motion gate."),

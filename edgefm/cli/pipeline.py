@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgefm.cli.common import JsonOpt, OverwriteOpt, err, handle_errors, print_json
+from edgefm.cli.common import JsonOpt, OverwriteOpt, err, handle_errors, number, print_json
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -16,7 +16,16 @@ app = typer.Typer(no_args_is_help=True)
 @handle_errors
 def run(
     quick: Annotated[bool, typer.Option("--quick", help="Tiny models, little data (< 3 min on 2 cores).")] = False,
-    data: Annotated[Optional[Path], typer.Option("--data", help="Cohort-layout data dir (raw/ + traces/); default: synthesize.")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Imported recordings (`edgefm data import`) or a "
+                                                           "cohort (`edgefm data synth`); default: synthesize.")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="With imported recordings: hr, activity, freeze or "
+                                                               "phase (default: from the labels).")] = None,
+    sensors: Annotated[str, typer.Option("--sensors", help="Heart rate: led_on (PPG + ACC) or led_off (ACC).")] = "led_on",
+    fs_hz: Annotated[Optional[float], typer.Option("--fs-hz", callback=number(min=1, max=2000),
+                                                   help="Model input rate (default: the task's).")] = None,
+    window_s: Annotated[Optional[float], typer.Option("--window-s", callback=number(min=0, min_open=True, max=3600))] = None,
+    hop_s: Annotated[Optional[float], typer.Option("--hop-s", callback=number(min=0, min_open=True, max=3600))] = None,
+    split: Annotated[str, typer.Option("--split", help="manifest (the dataset's own, else seeded) or seeded.")] = "manifest",
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (an earlier run there is resumed; "
                                                           "any other non-empty folder is refused).")] = Path("runs/default"),
     device: Annotated[str, typer.Option("--device", help="Device profile name or .toml.")] = "nrf52840",
@@ -26,10 +35,16 @@ def run(
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run data -> teacher -> distil -> prune -> quantize -> export -> gate -> simulate -> profile -> report."""
+    """Run data -> teacher -> distil -> prune -> quantize -> export -> gate -> simulate -> profile -> report
+    on the synthetic cohort, or data -> teacher -> model -> gate -> simulate -> profile -> report on
+    imported recordings.
+
+    Example: edgefm data import troika ../shared/data/troika -o data/troika && edgefm pipeline run --data data/troika -o runs/troika
+    """
     from edgefm.pipeline import PipelineConfig, run_pipeline
     res = run_pipeline(PipelineConfig(out=out, data=data, quick=quick, device=device, budget=budget,
-                                      from_stage=from_stage, seed=seed, overwrite=overwrite))
+                                      from_stage=from_stage, seed=seed, overwrite=overwrite, task=task,
+                                      sensors=sensors, fs_hz=fs_hz, window_s=window_s, hop_s=hop_s, split=split))
     if as_json:
         print_json(res.summary())
     else:

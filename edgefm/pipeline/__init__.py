@@ -69,9 +69,39 @@ class RunResult:
                 "report": str(self.report_html)}
 
 
+def stage_names(config: PipelineConfig) -> tuple[str, ...]:
+    """The stages a config runs: the cohort pipeline, or the recordings one for imported data."""
+    from edgefm.pipeline import recordings as R
+    return R.STAGES if config.data is not None and R.is_recordings(config.data) else STAGES
+
+
+def _recording_stages(config: PipelineConfig) -> list[Stage]:
+    from edgefm.pipeline import recordings as R
+    pre = R.PRESET[config.preset]
+    common = {"seed": config.seed}
+    params = {
+        "data": {**common, "path": str(config.data.resolve()), "task": config.task, "sensors": config.sensors,
+                 "fs_hz": config.fs_hz, "window_s": config.window_s, "hop_s": config.hop_s, "split": config.split,
+                 "epochs": pre["epochs"]},
+        "teacher": common,
+        "model": {**common, "sensors": config.sensors, "fs_hz": config.fs_hz, "window_s": config.window_s,
+                  "hop_s": config.hop_s, "epochs": pre["epochs"]},
+        "gate": {**common, "target_recall": PRESETS[config.preset]["gate"]["target_recall"]},
+        "simulate": {**common, "device": config.device},
+        "profile": {**common, "device": config.device, "runs": pre["runs"], "warmup": pre["warmup"]},
+        "report": common}
+    if config.budget is not None:
+        from edgefm.manifest import sha256_file
+        params["profile"]["budget"] = {"path": str(config.budget.resolve()), "sha256": sha256_file(config.budget)}
+    return [Stage(n, getattr(R, f"stage_{n}"), R.DEPS[n], params[n], eta_s=R.ETA_S[config.preset][n], doc=R.DOC[n])
+            for n in R.STAGES]
+
+
 def build_stages(config: PipelineConfig, context: dict | None = None) -> list[Stage]:
     """The stage list for a config (params from its preset, the device, budget and data)."""
     context = context or {}
+    if stage_names(config) is not STAGES:
+        return _recording_stages(config)
     out = []
     for name in STAGES:
         params = config.params(name)
@@ -106,10 +136,11 @@ def _has_content(path: Path) -> bool:
 
 
 def _run_into(run_dir: Path, config: PipelineConfig, stages: list[Stage], console: Console) -> dict[str, StageRecord]:
-    for p in sweep_stale(run_dir, STAGES):
+    names = stage_names(config)
+    for p in sweep_stale(run_dir, names):
         console.print(f"removed {p.name}, left by a run that was killed", highlight=False)
     atomic_write_json(run_dir / RUN_FILE, {"config": config.to_dict(), "preset": config.preset,
-                                           "stages": list(STAGES), "code_version": CODE_VERSION})
+                                           "stages": list(names), "code_version": CODE_VERSION})
     return run_stages(stages, run_dir, from_stage=config.from_stage, code_version=CODE_VERSION, console=console)
 
 

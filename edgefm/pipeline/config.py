@@ -83,6 +83,12 @@ class PipelineConfig:
     seed: int = 0
     overrides: dict = field(default_factory=dict)
     overwrite: bool = False
+    task: str | None = None
+    sensors: str = "led_on"
+    fs_hz: float | None = None
+    window_s: float | None = None
+    hop_s: float | None = None
+    split: str = "manifest"
 
     def __post_init__(self):
         object.__setattr__(self, "out", Path(self.out))
@@ -90,8 +96,14 @@ class PipelineConfig:
             object.__setattr__(self, "data", Path(self.data))
         if self.budget is not None:
             object.__setattr__(self, "budget", Path(self.budget))
-        if self.from_stage is not None and self.from_stage not in STAGES:
-            raise ConfigError(f"unknown stage {self.from_stage!r}", field="--from", hint=f"one of: {', '.join(STAGES)}")
+        from edgefm.pipeline.recordings import STAGES as REC_STAGES
+        known = STAGES + tuple(s for s in REC_STAGES if s not in STAGES)
+        if self.from_stage is not None and self.from_stage not in known:
+            raise ConfigError(f"unknown stage {self.from_stage!r}", field="--from", hint=f"one of: {', '.join(known)}")
+        if self.sensors not in ("led_on", "led_off"):
+            raise ConfigError(f"must be led_on or led_off, got {self.sensors!r}", field="--sensors")
+        if self.split not in ("manifest", "seeded"):
+            raise ConfigError(f"unknown split {self.split!r}", field="--split", hint="manifest or seeded")
         bad = set(self.overrides) - set(STAGES)
         if bad:
             raise ConfigError(f"overrides for unknown stages {sorted(bad)}", field="overrides")
@@ -125,11 +137,13 @@ def validate_data(path: Path) -> dict:
         raise DataError("--data must be a directory", path=path)
     if not any(path.iterdir()):
         raise DataError("data directory is empty", path=path,
-                        hint="point --data at a cohort made by `edgefm data synth`, or leave it out")
+                        hint="point --data at `edgefm data import` or `edgefm data synth` output, or leave it out")
     if not (path / "manifest.json").exists():
         raise ManifestError("no manifest.json: not an edgefm dataset", path=path,
                             hint="create it with `edgefm data synth` or `edgefm data import`")
     m = read_json(path / "manifest.json")
+    if m.get("kind") == "recordings":           # `edgefm data import` output: the recordings pipeline
+        return m
     for part in ("raw", "traces"):
         if not (path / part / "manifest.json").exists():
             raise DataError(f"lacks the '{part}' part (wrist-raw windows and continuous ACC traces)",

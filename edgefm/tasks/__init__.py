@@ -9,9 +9,10 @@ subjects), :mod:`~edgefm.tasks.deploy` (the one call from data to verified int8 
 """
 
 from edgefm.tasks.data import TaskWindows, load_windows, loso_folds, split_subjects
-from edgefm.tasks.deploy import DeployConfig, DeployResult, build_deployable
+from edgefm.tasks.deploy import DeployConfig, DeployResult, build_deployable, load_deployable, refit_deployable
 from edgefm.tasks.fit import FitConfig, TaskModel, fit, score
 from edgefm.tasks.spec import TASKS, TaskSpec, task_for
 
 __all__ = ["TASKS", "TaskSpec", "task_for", "TaskWindows", "load_windows", "loso_folds", "split_subjects",
-           "FitConfig", "TaskModel", "fit", "score", "DeployConfig", "DeployResult", "build_deployable"]
+           "FitConfig", "TaskModel", "fit", "score", "DeployConfig", "DeployResult", "build_deployable",
+           "load_deployable", "refit_deployable"]

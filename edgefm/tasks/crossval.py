@@ -25,7 +25,7 @@ import numpy as np
 
 from edgefm.tasks.data import TaskWindows
 from edgefm.tasks.deploy import calibration_windows, evaluate, int8_scores, quantize_task_model
-from edgefm.tasks.fit import FitConfig, class_metrics, fit
+from edgefm.tasks.fit import FitConfig, class_metrics, fit, score
 
 
 def _inner_split(subjects: list[str], n_val: int, seed: int) -> tuple[list[str], list[str]]:
@@ -34,11 +34,19 @@ def _inner_split(subjects: list[str], n_val: int, seed: int) -> tuple[list[str],
     return sorted(s[n_val:]), sorted(s[:n_val])
 
 
-def cross_validate(tw: TaskWindows, folds: list[tuple[list[str], list[str]]], config: FitConfig = FitConfig(),
-                   *, int8: bool = True, val_subjects: int = 0, calib_windows: int = 256, log=None) -> dict:
+def cross_validate(tw: TaskWindows | dict[str, TaskWindows], folds: list[tuple[list[str], list[str]]],
+                   config: FitConfig = FitConfig(), *, int8: bool = True, val_subjects: int = 0,
+                   calib_windows: int = 256, max_train_windows: int | None = None, log=None) -> dict:
     """See the module docstring. ``val_subjects``: training subjects held out per fold to pick
-    the epoch (0: none, the last epoch is kept)."""
+    the epoch (0: none, the last epoch is kept). ``tw`` may be ``{name: windows}`` of candidate
+    inputs (e.g. ACC vs ACC + gyroscope, same windows): per fold each is trained and the one with
+    the lowest validation error is the fold's model (needs ``val_subjects``).
+    ``max_train_windows``: train on at most this many windows, evenly spaced in time."""
     say = log or (lambda s: None)
+    cands = tw if isinstance(tw, dict) else {"": tw}
+    if len(cands) > 1 and not val_subjects:
+        raise ValueError("choosing among candidate inputs needs val_subjects")
+    tw = next(iter(cands.values()))
     reg = tw.task.regression
     rows, pooled_y, pooled_p32, pooled_p8 = [], [], [], []
     err8, err8_trk, max_out = [], [], []
@@ -46,15 +54,27 @@ def cross_validate(tw: TaskWindows, folds: list[tuple[list[str], list[str]]], co
         t0 = time.perf_counter()
         fit_s, val_s = (_inner_split(train_s, val_subjects, config.seed + k)
                         if val_subjects and len(train_s) > val_subjects + 1 else (list(train_s), []))
-        train, test = tw.of_subjects(fit_s), tw.of_subjects(test_s)
-        val = tw.of_subjects(val_s) if val_s else None
-        tm = fit(train, config, val)
+        chosen, val_err = None, {}
+        for name, cw in cands.items():
+            train = cw.of_subjects(fit_s)
+            if max_train_windows and len(train) > max_train_windows:
+                train = train.select(np.unique(np.linspace(0, len(train) - 1, max_train_windows).round().astype(int)))
+            val = cw.of_subjects(val_s) if val_s else None
+            m = fit(train, config, val)
+            if len(cands) > 1:
+                val_err[name] = score(m, val)["error"]
+            if chosen is None or (len(cands) > 1 and val_err[name] < val_err[chosen[0]]):
+                chosen = (name, m, train, cw)
+        name, tm, train, tw = chosen
+        test = tw.of_subjects(test_s)
         qm = quantize_task_model(tm, calibration_windows(tm, train, calib_windows)) if int8 else None
         s8 = int8_scores(qm, tm, test) if qm is not None else None
         ev = evaluate(tm, test, qm, s8)
         ok = test.known
         row = {"test": list(test_s), "val": val_s, "n": int(ok.sum()), "fp32": ev["fp32"],
-               "seconds": round(time.perf_counter() - t0, 1)}
+               "train_windows": int(len(train)), "seconds": round(time.perf_counter() - t0, 1)}
+        if len(cands) > 1:
+            row["inputs"], row["val_error"] = name, val_err
         if qm is not None:
             row["int8"] = ev["int8"]
         all_train = tw.of_subjects(train_s)
@@ -72,19 +92,20 @@ def cross_validate(tw: TaskWindows, folds: list[tuple[list[str], list[str]]], co
             counts = np.bincount(all_train.y[all_train.known].astype(int), minlength=len(tw.classes))
             row["majority_class"] = tw.classes[int(counts.argmax())]
             row["majority"] = class_metrics(test.y[ok], np.full(ok.sum(), counts.argmax()), list(tw.classes))["macro_f1"]
-            p32 = tm.scores(test).argmax(1)[ok]
-            pooled_p32.append(p32)
+            pooled_p32.append(tm.decode(tm.scores(test), test)[ok])
             if qm is not None:
-                pooled_p8.append(s8.argmax(1)[ok])
+                pooled_p8.append(tm.decode(s8, test)[ok])
+            row["tracked"] = bool(tm.tracker.get("enabled"))
             row["majority_pred"] = int(counts.argmax())
         pooled_y.append(test.y[ok])
         rows.append(row)
-        say(f"  fold {k + 1}/{len(folds)} test {','.join(test_s)}: " + (
+        say(f"  fold {k + 1}/{len(folds)} test {','.join(test_s)}" + (f" [{name}]" if len(cands) > 1 else "") + ": " + (
             f"fp32 {ev['fp32']['hr_mae']:.2f}" + (f" int8 {ev['int8']['hr_mae']:.2f}" if qm else "") + " bpm tracked"
             if reg else f"fp32 macro-F1 {ev['fp32']['macro_f1']:.3f}" + (f" int8 {ev['int8']['macro_f1']:.3f}" if qm else ""))
             + f" ({row['seconds']:.0f} s)")
     y = np.concatenate(pooled_y)
     out: dict = {"task": tw.task.name, "channels": list(tw.channels), "fs_hz": tw.fs_hz,
+                 "candidates": {n: list(c.channels) for n, c in cands.items()} if len(cands) > 1 else None,
                  "window_s": tw.window / tw.fs_hz, "hop_s": tw.hop / tw.fs_hz, "folds": rows,
                  "subjects": sorted({s for _, t in folds for s in t}), "fit": config.to_dict()}
     if reg:

@@ -154,8 +154,10 @@ def evaluate(tm: TaskModel, tw: TaskWindows, qm=None, s8: np.ndarray | None = No
                        "abs_err_vs_fp32_tracked": abs_err_stats(trk8, trk32),
                        "max_output_bpm": float(max(per8.max(), trk8.max())) if len(per8) else None}
     else:
-        p8 = s8.argmax(1)
-        out["int8"] = {**score(tm, tw, pred=p8), "agreement_with_fp32": float(np.mean(p8 == s32.argmax(1)))}
+        p8 = tm.decode(s8, tw)
+        out["int8"] = {**score(tm, tw, pred=p8), "agreement_with_fp32": float(np.mean(p8 == tm.decode(s32, tw))),
+                       "agreement_with_fp32_per_window": float(np.mean(s8.argmax(1) == s32.argmax(1))),
+                       "tracked": bool(tm.tracker and tm.tracker.get("enabled"))}
     return out
 
 
@@ -207,25 +209,10 @@ def _report(tm: TaskModel, split: dict, metrics: dict, artifacts: list[dict], no
     return "\n".join(lines) + "\n"
 
 
-def build_deployable(data: str | Path, out: str | Path, config: DeployConfig = DeployConfig(), *,
-                     overwrite: bool = False, log=None) -> DeployResult:
-    """Window, split, train, quantize, export to every format, verify; see the module docstring.
-
-    Raises:
-        DataError: the data lacks the task's labels or channels, or its labels collapse to one class.
-        ConfigError: a bad option, or ``out`` exists and is not empty (without ``overwrite``).
-    """
+def _split_windows(tw: TaskWindows, data: Path, config: DeployConfig, notes: list[str]):
     from edgefm.data.store import open_manifest
-    from edgefm.export import ArtifactSpec, export
-    from edgefm.export.io import save_model
-    from edgefm.manifest import atomic_dir, atomic_write_json, check_output, sha256_file
-    say = log or (lambda s: None)
-    data, out = Path(data), Path(out)
-    check_output(out, overwrite=overwrite, sources=(data,))
-    tw = windows_for(data, config)
     man = open_manifest(data, "recordings")
     split = split_subjects(tw, config.split, config.seed, man.get("split"))
-    notes: list[str] = []
     if not split["test"]:
         raise DataError("the split leaves no test subject", path=data, field="split",
                         hint="use --split seeded or name test subjects")
@@ -234,28 +221,98 @@ def build_deployable(data: str | Path, out: str | Path, config: DeployConfig = D
     if not len(val) or not val.known.any():
         notes.append("no validation subject with labels: the last epoch is kept")
         val = None
+    return split, train, val, test
+
+
+def build_deployable(data: str | Path, out: str | Path, config: DeployConfig = DeployConfig(), *,
+                     overwrite: bool = False, log=None) -> DeployResult:
+    """Window, split, train, quantize, export to every format, verify; see the module docstring.
+
+    Raises:
+        DataError: the data lacks the task's labels or channels, or its labels collapse to one class.
+        ConfigError: a bad option, or ``out`` exists and is not empty (without ``overwrite``).
+    """
+    from edgefm.manifest import check_output
+    say = log or (lambda s: None)
+    data, out = Path(data), Path(out)
+    check_output(out, overwrite=overwrite, sources=(data,))
+    tw = windows_for(data, config)
+    notes: list[str] = []
+    split, train, val, test = _split_windows(tw, data, config, notes)
     say(f"{tw.task.name}: {len(tw)} windows ({', '.join(tw.channels)}, {tw.fs_hz:g} Hz); "
         f"train {len(split['train'])} / val {len(split['val'])} / test {len(split['test'])} subjects")
     tm = fit(train, config.fit, val)
+    return _deploy(tm, tw, split, train, test, data, out, config, notes, {}, overwrite, say)
+
+
+def load_deployable(run: str | Path) -> TaskModel:
+    """The fp32 model of a finished :func:`build_deployable` / :func:`refit_deployable` run
+    (its ``model.pt``, loaded code-free with its sha256 checked)."""
+    from edgefm.export.io import load_model
+    from edgefm.tasks.spec import TASKS
+    run = Path(run)
+    ck = run / "model.pt" if run.is_dir() else run
+    lm = load_model(ck, unverified=False)
+    task = (lm.meta or {}).get("task")
+    if task not in TASKS:
+        raise DataError(f"{ck} is not a task model (meta.task is {task!r})", path=ck, field="meta.task",
+                        hint="pass the folder written by `edgefm task fit` or `edgefm pipeline run --data`")
+    return TaskModel(TASKS[task], lm.model, dict(lm.input_spec), dict(lm.output_spec),
+                     tracker=(lm.meta or {}).get("tracker"), info={"source": str(ck)})
+
+
+def refit_deployable(run: str | Path, data: str | Path, out: str | Path, config: DeployConfig | None = None, *,
+                     head_only: bool = False, overwrite: bool = False, log=None) -> DeployResult:
+    """Refit a finished run's model on the user's own labelled recordings and re-export it.
+
+    The model keeps its inputs (channels, rate, window, normalisation) and outputs; ``data`` is
+    windowed to match, split by subject (``config.split``), and the model is fine-tuned on the
+    training subjects (``head_only``: only its head). Both the original and the refit model are
+    scored on the held-out subjects (``metrics.json`` ``before`` / ``test``); the refit one is
+    quantized, exported to every format and verified as in :func:`build_deployable`."""
+    from edgefm.manifest import check_output
+    say = log or (lambda s: None)
+    data, out, run = Path(data), Path(out), Path(run)
+    check_output(out, overwrite=overwrite, sources=(data, run))
+    init = load_deployable(run)
+    s = init.input_spec
+    config = config or DeployConfig(fit=FitConfig(epochs=10, lr=1e-3))
+    tw = load_windows(data, init.task, channels=tuple(s["channels"]), fs_hz=float(s["fs_hz"]),
+                      window_s=float(s["window"]) / float(s["fs_hz"]), hop_s=float(s["hop"]) / float(s["fs_hz"]))
+    notes = [f"refit of {init.info['source']} ({'head only' if head_only else 'all layers'})"]
+    split, train, val, test = _split_windows(tw, data, config, notes)
+    before = score(init, test)
+    say(f"refit {init.task.name} on {len(train)} windows of {len(split['train'])} subjects; before: "
+        + json.dumps({k: round(v, 4) for k, v in before.items() if isinstance(v, float)}))
+    tm = fit(train, config.fit, val, init=init, head_only=head_only)
+    return _deploy(tm, tw, split, train, test, data, out, config, notes, {"before": before}, overwrite, say)
+
+
+def _deploy(tm: TaskModel, tw: TaskWindows, split: dict, train: TaskWindows, test: TaskWindows, data: Path,
+            out: Path, config: DeployConfig, notes: list[str], extra: dict, overwrite: bool, say) -> DeployResult:
+    """Quantize, score on the test subjects, export to every format with verification, write."""
+    from edgefm.export import ArtifactSpec, export
+    from edgefm.export.io import save_model
+    from edgefm.manifest import atomic_dir, atomic_write_json, sha256_file
     calib = calibration_windows(tm, train, config.calib_windows)
     qm = quantize_task_model(tm, calib)
     metrics = {"task": tw.task.name, "channels": list(tw.channels), "params": tm.num_params(), "macs": tm.macs(),
                "label_counts": {k: tw.of_subjects(split[k]).label_counts() for k in ("train", "val", "test")},
-               "test": evaluate(tm, test, qm), "train": {"fp32": score(tm, train)}}
+               **extra, "test": evaluate(tm, test, qm), "train": {"fp32": score(tm, train)}}
     say(f"test subjects: {json.dumps({k: round(v, 4) for k, v in metrics['test']['int8'].items() if isinstance(v, float)})}")
     ho = test.select(np.flatnonzero(test.known))
     sel = np.unique(np.linspace(0, len(ho) - 1, min(256, len(ho))).round().astype(int))
     hx = tm.normalise(ho.x[sel], ho.mask[sel])
     hy = ho.y[sel].astype(np.float64)
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        ck = save_model(tmp / f"{config.name}.pt", tm.model, input_spec=tm.input_spec,
-                        source={"data": str(data.resolve()), "task": tw.task.name,
-                                "train_subjects": split["train"], "config": config.to_dict()},
-                        meta={"task": tw.task.name, "tracker": tm.tracker, "metrics": metrics["test"]},
-                        output_spec=tm.output_spec)
         ckpt = tmp / f"{config.name}.pt"
-        spec = ArtifactSpec(source={"checkpoint": f"{config.name}.pt", "sha256": sha256_file(ckpt),
-                                    "task": tw.task.name},
+        save_model(ckpt, tm.model, input_spec=tm.input_spec,
+                   source={"data": str(data.resolve()), "task": tw.task.name, "train_subjects": split["train"],
+                           "config": config.to_dict(), **({"refit_of": tm.info["refit_of"]}
+                                                          if tm.info.get("refit_of") else {})},
+                   meta={"task": tw.task.name, "tracker": tm.tracker, "metrics": metrics["test"]},
+                   output_spec=tm.output_spec)
+        spec = ArtifactSpec(source={"checkpoint": ckpt.name, "sha256": sha256_file(ckpt), "task": tw.task.name},
                             input_spec=tm.input_spec, output_spec={**tm.output_spec,
                                                                    **({"tracker": tm.tracker} if tm.tracker else {})})
         artifacts = []
@@ -273,5 +330,4 @@ def build_deployable(data: str | Path, out: str | Path, config: DeployConfig = D
         atomic_write_json(tmp / "metrics.json", {"config": config.to_dict(), "split": split, "notes": notes,
                                                  **metrics})
         (tmp / "report.md").write_text(_report(tm, split, metrics, artifacts, notes))
-        del ck
     return DeployResult(out, tm, split, metrics, artifacts)

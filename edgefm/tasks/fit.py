@@ -84,8 +84,13 @@ class TaskModel:
                                    for i in range(0, len(z), batch)]) if len(z) else np.zeros((0, 1))
 
     def decode(self, scores: np.ndarray, tw: TaskWindows, tracked: bool = True) -> np.ndarray:
-        """Outputs -> bpm (tracked along each recording, or per window) or class codes."""
+        """Outputs -> bpm (tracked along each recording, or per window) or class codes (filtered
+        along each recording when the tracker is enabled: chosen on validation subjects)."""
         if not self.task.regression:
+            if tracked and self.tracker and self.tracker.get("enabled"):
+                from runtime.track import track_classes
+                return track_classes(scores, tw.recording, tw.start_s, transition=self.tracker["transition"],
+                                     floor=self.tracker["floor"]).argmax(1)
             return scores.argmax(1)
         from runtime.track import expected_bpm, track
         if not tracked:
@@ -103,9 +108,12 @@ class TaskModel:
         c = len(self.input_spec["channels"])
         m = int(count_macs(self.model, torch.zeros(1, c, self.input_spec["window"])))
         out = {"model": m}
-        if self.tracker:
+        if self.tracker and self.task.regression:
             from runtime.track import tracker_macs
             out["tracker"] = tracker_macs(self.tracker)
+        elif self.tracker and self.tracker.get("enabled"):
+            k = len(self.tracker["transition"])
+            out["tracker"] = k * k + 3 * k
         out["total"] = sum(out.values())
         return out
 
@@ -194,6 +202,13 @@ def fit(train: TaskWindows, config: FitConfig = FitConfig(), val: TaskWindows | 
         forward = model.logits
     else:
         tm.output_spec = {"name": train.task.label, "kind": "classes", "classes": list(train.classes)}
+        if init is not None and init.tracker:
+            tm.tracker = dict(init.tracker)
+        else:
+            from runtime.track import class_transitions
+            tm.tracker = {"transition": class_transitions(train.y, train.recording, train.start_s,
+                                                          len(train.classes)).tolist(),
+                          "floor": 1e-3, "enabled": False}
         counts = np.bincount(y.astype(int), minlength=len(train.classes)).astype(np.float64)
         w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / (counts > 0).sum(), 0.0)
         ce = nn.CrossEntropyLoss(weight=torch.tensor(w, dtype=torch.float32))
@@ -230,6 +245,16 @@ def fit(train: TaskWindows, config: FitConfig = FitConfig(), val: TaskWindows | 
         model.load_state_dict(best[1])
         tm.info["best_epoch"] = best[2]
     model.eval()
+    if not train.task.regression and val is not None and len(val) and val.known.any() and init is None:
+        # filter classes along each recording only if it helps on the validation subjects
+        s = tm.scores(val)
+        ok = val.known
+        f1 = {}
+        for on in (False, True):
+            tm.tracker["enabled"] = on
+            f1[on] = class_metrics(val.y[ok], tm.decode(s, val)[ok], list(train.classes))["macro_f1"]
+        tm.tracker["enabled"] = bool(f1[True] > f1[False])
+        tm.info["val_macro_f1"] = {"per_window": f1[False], "tracked": f1[True]}
     return tm
 
 
@@ -264,9 +289,15 @@ def score(tm: TaskModel, tw: TaskWindows, pred: np.ndarray | None = None) -> dic
         mae = float(np.mean(np.abs(trk[ok] - tw.y[ok])))
         return {"n": int(ok.sum()), "hr_mae": mae, "hr_mae_per_window": float(np.mean(np.abs(per[ok] - tw.y[ok]))),
                 "error": mae}
-    p = tm.predict(tw) if pred is None else pred
-    return {**class_metrics(tw.y[ok], p[ok], tm.task and list(tm.output_spec["classes"])),
-            "error": 1.0 - class_metrics(tw.y[ok], p[ok], list(tm.output_spec["classes"]))["macro_f1"]}
+    classes = list(tm.output_spec["classes"])
+    s = tm.scores(tw) if pred is None else None
+    p = tm.decode(s, tw) if pred is None else pred
+    m = class_metrics(tw.y[ok], p[ok], classes)
+    out = {**m, "error": 1.0 - m["macro_f1"]}
+    if s is not None:
+        out["macro_f1_per_window"] = class_metrics(tw.y[ok], s.argmax(1)[ok], classes)["macro_f1"]
+        out["tracked"] = bool(tm.tracker and tm.tracker.get("enabled"))
+    return out
 
 
 def class_metrics(y: np.ndarray, p: np.ndarray, classes: list[str]) -> dict:

@@ -74,3 +74,25 @@ def test_tracker_refuses_bad_settings():
         HRTracker(BINS, 0.0)
     with pytest.raises(ValueError):
         HRTracker(BINS, 2.0, floor=1.0)
+
+
+def test_class_filter_matches_an_independent_hmm_forward_pass():
+    from runtime.track import class_transitions, track_classes
+    rng = np.random.default_rng(2)
+    y = np.array([0, 0, 0, 1, 1, 2, 2, 2, -1, 0])
+    T = class_transitions(y, np.zeros(10), np.arange(10.0), 3, pseudo=1.0)
+    counts = np.ones((3, 3))
+    for a, b in [(0, 0), (0, 0), (0, 1), (1, 1), (1, 2), (2, 2), (2, 2)]:
+        counts[a, b] += 1
+    np.testing.assert_allclose(T, counts / counts.sum(1, keepdims=True))
+    s = rng.normal(size=(12, 3)) * 2
+    got = track_classes(s, np.zeros(12), np.arange(12.0), transition=T, floor=0.01)
+    e = np.exp(s - s.max(1, keepdims=True))
+    e /= e.sum(1, keepdims=True)
+    alpha = e[0]
+    ref = [alpha]
+    for t in range(1, 12):
+        prior = np.array([sum(T[i, j] * alpha[i] for i in range(3)) for j in range(3)]) * 0.99 + 0.01 / 3
+        alpha = prior * e[t] / np.sum(prior * e[t])
+        ref.append(alpha)
+    np.testing.assert_allclose(got, np.array(ref), rtol=1e-10)
