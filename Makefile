@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgefm-installed
 RUN ?= runs/default
 
-.PHONY: setup run quick test demo-setup browser-deps bench clean
+.PHONY: setup run quick real test demo-setup browser-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,13 @@ run: setup
 
 quick: setup
 	$(BIN)/edgefm pipeline run --quick --out runs/quick
+
+# The whole path on a real imported set (../shared/data/troika: wrist PPG + ACC, ECG heart rate),
+# its held-out subjects scored: runs/troika/report/report.html
+SHARED ?= ../shared/data
+real: setup
+	$(BIN)/edgefm data import troika $(SHARED)/troika --out runs/troika-data --overwrite
+	$(BIN)/edgefm pipeline run --data runs/troika-data --out runs/troika
 
 test: setup browser-deps
 	$(BIN)/python -m pytest

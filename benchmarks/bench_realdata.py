@@ -43,7 +43,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 RESULT = REPO / "benchmarks" / "results" / "realdata.json"
 COMMAND = "python benchmarks/bench_realdata.py"
-SECTIONS = ("troika", "sp_sw_har", "daphnet", "wesad", "artifacts")
+SECTIONS = ("wesad", "daphnet", "troika", "sp_sw_har", "artifacts")
 IMPORTS = {"troika": ("troika", "troika"), "daphnet": ("daphnet", "daphnet"), "sp_sw_har": ("sp-sw-har", "sp_sw_har"),
            "wesad": ("e4", "wesad_e4")}
 

@@ -120,11 +120,19 @@ def calibration_windows(tm: TaskModel, train: TaskWindows, n: int) -> np.ndarray
 
 def quantize_task_model(tm: TaskModel, calib: np.ndarray):
     """int8 PTQ of ``tm.model`` (its ``keep_float`` layers left in float)."""
+    from edgefm.errors import ExportError
     from quantize.ptq import QuantConfig, output_range_for, quantize_
-    return quantize_(tm.model, QuantConfig(backend="pte", calibration=calib,
-                                           keep_float=tuple(getattr(tm.model, "keep_float", ())),
-                                           output_range=output_range_for(tm.output_spec)
-                                           if tm.output_spec.get("kind") != "bins" else None))
+    qm = quantize_(tm.model, QuantConfig(backend="pte", calibration=calib,
+                                         keep_float=tuple(getattr(tm.model, "keep_float", ())),
+                                         output_range=output_range_for(tm.output_spec)
+                                         if tm.output_spec.get("kind") != "bins" else None))
+    # keeping a layer float strips the annotations that share its qparams; a graph left with no
+    # int8 weight at all would pass for int8 without being it
+    if not any("quantize_per_channel" in str(n.target) or "quantize_per_tensor" in str(n.target)
+               for n in qm.converted(fold=False).graph.nodes if n.op == "call_function"):
+        raise ExportError("no layer of the model was quantized (the float layers took the rest with them)",
+                          field="keep_float", hint="keep fewer layers in float")
+    return qm
 
 
 def int8_scores(qm, tm: TaskModel, tw: TaskWindows) -> np.ndarray:
