@@ -363,6 +363,33 @@ def _tflm_arena_for(path: Path, sha: str | None) -> int | None:
     return None
 
 
+def _tracker_cost(manifest: dict, path) -> LayerCost | None:
+    """The on-device tracker the manifest's ``output_spec.tracker`` describes (heart-rate bins:
+    :func:`runtime.track.tracker_macs`; classes: ``K * K + 3K`` when enabled), as one dense layer."""
+    from edgefm.errors import ManifestError
+    tr = (manifest.get("output_spec") or {}).get("tracker") if isinstance(manifest.get("output_spec"), dict) else None
+    if not isinstance(tr, dict):
+        return None
+    try:
+        if tr.get("bins_bpm") is not None:
+            bins = np.asarray(tr["bins_bpm"], np.float64).reshape(-1)
+            sigma = float(tr["sigma_bpm"])
+            if not (2 <= bins.size <= 4096 and np.isfinite(bins).all() and np.isfinite(sigma) and sigma > 0):
+                raise ValueError("bins or sigma out of range")
+            from runtime.track import tracker_macs
+            return LayerCost("tracker", "dense", macs=tracker_macs({"bins_bpm": bins, "sigma_bpm": sigma}),
+                             in_elems=bins.size, out_elems=bins.size)
+        if tr.get("transition") is not None and tr.get("enabled"):
+            k = len(tr["transition"])
+            if not 2 <= k <= 4096:
+                raise ValueError("transition size out of range")
+            return LayerCost("tracker", "dense", macs=k * k + 3 * k, in_elems=k, out_elems=k)
+    except (TypeError, ValueError, KeyError) as e:
+        raise ManifestError(f"output_spec.tracker is malformed ({e})", path=path, field="output_spec.tracker",
+                            hint="re-export the model") from None
+    return None
+
+
 def model_info_from_artifact(path: str | Path, *, verify: bool = True) -> ModelInfo:
     """ModelInfo of an exported ``.tflite`` or ``.onnx`` with its manifest (input spec,
     ``arena_bytes``). Without a manifest the wrist-raw defaults are assumed and said so in
@@ -392,6 +419,10 @@ def model_info_from_artifact(path: str | Path, *, verify: bool = True) -> ModelI
         channels = tuple(spec.get("channels", ("acc_x", "acc_y", "acc_z")))
         arena = m.get("arena_bytes") or _tflm_arena_for(path, m.get("sha256"))
         meta["manifest"] = True
+        tracker = _tracker_cost(m, path)
+        if tracker is not None:            # runs after the model on the device: priced with it
+            layers = [*layers, tracker]
+            meta["tracker_macs"] = tracker.macs
     else:
         fs, window, hop, channels, arena = 32.0, 256, 64, ("acc_x", "acc_y", "acc_z"), None
         meta["assumed"] = "no manifest: wrist-raw defaults (32 Hz, 256-sample window, 64-sample hop)"

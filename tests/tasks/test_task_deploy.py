@@ -74,3 +74,11 @@ def test_refuses_to_overwrite_and_writes_nothing_on_bad_input(hr_data, tmp_path)
     assert not (tmp_path / "n").exists()
     with pytest.raises(ConfigError):
         DeployConfig(formats=("tflm", "coreml"))
+
+
+def test_the_simulator_prices_the_tracker_with_the_model(hr_run):
+    from firmware_sim.costs import model_info_from_artifact
+    from runtime.track import tracker_macs
+    info = model_info_from_artifact(hr_run.out / "model_int8.tflite")
+    assert info.meta["tracker_macs"] == tracker_macs(hr_run.model.tracker) == hr_run.metrics["macs"]["tracker"]
+    assert info.layers[-1].name == "tracker"
