@@ -121,7 +121,10 @@ def artifacts(paths: dict, work: Path, log) -> dict:
                                                               "test": ["daphnet-S01"]})),
             "wesad_hr": (paths["wesad"], DeployConfig(task="hr", channels=("ppg", "acc_x", "acc_y", "acc_z"),
                                                       split="seeded")),
-            "wesad_phase": (paths["wesad"], DeployConfig(task="phase", split="seeded"))}
+            # TFLite Micro's arena search runs in-process and segfaulted on this model (exit 139):
+            # the in-process native crash of issue #19; its other three formats are exported
+            "wesad_phase": (paths["wesad"], DeployConfig(task="phase", split="seeded",
+                                                         formats=("pte", "tflite", "onnx")))}
     out = {}
     for name, (data, cfg) in jobs.items():
         t0 = time.perf_counter()
@@ -187,12 +190,26 @@ def main(argv=None) -> int:
     ap.add_argument("--only", action="append", choices=SECTIONS, default=[])
     ap.add_argument("--placement", default="ankle", choices=("ankle", "thigh", "trunk"))
     ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 when sections run side by side)")
+    ap.add_argument("--merge", type=Path, nargs="+", default=None,
+                    help="merge the partial results of --only runs into --out (their commands listed)")
     a = ap.parse_args(argv)
+    if a.merge:
+        parts = [json.loads(p.read_text()) for p in a.merge]
+        res = {k: v for d in parts for k, v in d["sections"].items()}
+        res["seconds"] = {k: v for d in parts for k, v in d["sections"].get("seconds", {}).items()}
+        doc = {"command": " ; ".join(d["command"] for d in parts), **_r(summary(res)),
+               "total_seconds": round(sum(d["total_seconds"] for d in parts), 1), "sections": _r(res)}
+        from edgefm.manifest import atomic_write_json
+        atomic_write_json(a.out, doc)
+        print(json.dumps(_r(summary(res)), indent=1))
+        print(f"wrote {a.out}")
+        return 0
     if not a.data.is_dir():
         print(f"no data folder {a.data}: nothing to benchmark", file=sys.stderr)
         return 2
     import torch
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     sections = a.only or list(SECTIONS)
 
     def log(s):
@@ -220,6 +237,8 @@ def main(argv=None) -> int:
                 res[s] = artifacts(paths, work, log)
             res.setdefault("seconds", {})[s] = round(time.perf_counter() - t, 1)
             log(f"{s}: {time.perf_counter() - t:.0f} s")
+            # what has finished is kept even if a later section crashes
+            (Path(tempfile.gettempdir()) / f"realdata-partial-{'-'.join(sections)}.json").write_text(json.dumps(_r(res), default=str))
     keys = summary(res)
     doc = {"command": COMMAND + (" " + " ".join(argv or sys.argv[1:]) if (argv or sys.argv[1:]) else ""),
            **_r(keys), "total_seconds": round(time.perf_counter() - t0, 1), "sections": _r(res)}
