@@ -93,8 +93,8 @@ def to_units(out: np.ndarray, output_spec: dict | None) -> np.ndarray:
     if out.shape[1] != len(bins):
         raise ConfigError(f"output_spec lists {len(bins)} bins, the model returns {out.shape[1]} outputs",
                           field="output_spec.bins_bpm")
-    e = np.exp(out - out.max(1, keepdims=True))
-    return ((e / e.sum(1, keepdims=True)) @ bins)[:, None]
+    from runtime.track import expected_bpm
+    return expected_bpm(out, bins)[:, None]
 
 
 def abs_err_stats(pred: np.ndarray, eager: np.ndarray) -> dict:

@@ -24,9 +24,7 @@ report     ``report.md`` + ``report.html``: every stage's figures and every fall
 
 from __future__ import annotations
 
-import html
 import json
-import shutil
 from pathlib import Path
 
 from edgefm.manifest import atomic_write_json, read_json, sha256_file
@@ -233,20 +231,10 @@ def stage_profile(ctx: StageContext, inputs: dict) -> dict:
                         "pass": b["passed"]} for b in r["budget"]], "passed": r["passed"]}
 
 
-def _table(rows: list[dict]) -> tuple[str, str]:
-    if not rows:
-        return "", ""
-    keys = list(rows[0])
-    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else (json.dumps(v) if isinstance(v, (dict, list)) else str(v))  # noqa: E731
-    md = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n" + "".join(
-        "| " + " | ".join(fmt(r.get(k)) for k in keys) + " |\n" for r in rows)
-    h = "<table><tr>" + "".join(f"<th>{html.escape(k)}</th>" for k in keys) + "</tr>" + "".join(
-        "<tr>" + "".join(f"<td>{html.escape(fmt(r.get(k)))}</td>" for k in keys) + "</tr>" for r in rows) + "</table>"
-    return md, h
-
-
 def stage_report(ctx: StageContext, inputs: dict) -> dict:
-    """``report.md`` and ``report.html``: verdict first, then each stage's figures and fallbacks."""
+    """``report.html`` / ``.md`` / ``.json`` (:func:`edgefm.report.write_sections`): verdict first,
+    then each stage's figures and fallbacks."""
+    from edgefm.report import Section, write_sections
     d, m = inputs["data"].summary, inputs["model"].summary
     t8 = m["test"].get("int8", {})
     prof = inputs["profile"].summary
@@ -257,41 +245,30 @@ def stage_report(ctx: StageContext, inputs: dict) -> dict:
         headline = (f"{d['task']} on held-out subjects {', '.join(d['split']['test'])}: int8 macro-F1 "
                     f"{t8['macro_f1']:.3f}, balanced accuracy {t8['balanced_accuracy']:.3f}")
     verdict = ("budget: passed" if prof.get("passed") else "budget: FAILED") if prof.get("budget") else "no budget given"
-    sections = [("Summary", [{"what": "data", "value": f"{d['path']} - {d['windows']} windows, {len(d['subjects'])} subjects"},
-                             {"what": "model", "value": headline},
-                             {"what": "verdict", "value": verdict}])]
+    rows = [("summary", "Summary", [{"what": "data", "value": f"{d['path']} - {d['windows']} windows, "
+                                                             f"{len(d['subjects'])} subjects"},
+                                    {"what": "model", "value": headline}, {"what": "verdict", "value": verdict}])]
     notes = [{"stage": "teacher", "note": inputs["teacher"].summary["reason"]}]
     g, sim = inputs["gate"].summary, inputs["simulate"].summary
     if not g.get("calibrated"):
         notes.append({"stage": "gate", "note": g["reason"] + "; the simulator runs the model on every window"})
     if sim.get("note") or sim.get("reason"):
         notes.append({"stage": "simulate", "note": sim.get("note") or sim.get("reason")})
-    sections.append(("Fallbacks taken", notes))
-    sections.append(("Artifacts (int8, verified in their runtimes on held-out windows)", m["artifacts"]))
+    rows.append(("fallbacks", "Fallbacks taken", notes))
+    rows.append(("artifacts", "Artifacts (int8, verified in their runtimes on held-out windows)", m["artifacts"]))
     if g.get("calibrated"):
-        sections.append(("Gate", [{k: g.get(k) for k in ("skip", "recall", "recall_lower_bound", "evaluated_on",
-                                                          "met_target")}]))
+        rows.append(("gate", "Gate", [{k: g.get(k) for k in ("skip", "recall", "recall_lower_bound", "evaluated_on",
+                                                              "met_target")}]))
     if sim.get("ran"):
-        sections.append((f"Battery on {sim['device']}", sim["policies"]))
-    sections.append(("Latency (host)", prof.get("latency", [])))
+        rows.append(("battery", f"Battery on {sim['device']}", sim["policies"]))
+    rows.append(("latency", "Latency (host)", prof.get("latency", [])))
     if prof.get("budget"):
-        sections.append(("Budget", prof["budget"]))
-    md = [f"# edgefm pipeline on {Path(d['path']).name}: {d['task']}", ""]
-    body = [f"<h1>edgefm pipeline on {html.escape(Path(d['path']).name)}: {html.escape(d['task'])}</h1>"]
-    for title, rows in sections:
-        tm, th = _table(rows)
-        md += [f"## {title}", "", tm]
-        body += [f"<h2>{html.escape(title)}</h2>", th]
+        rows.append(("budget", "Budget", prof["budget"]))
+    sections = [Section(key, title).table(r) for key, title, r in rows]
     cm = inputs["model"].dir / "model" / "confusion.png"
     if cm.exists():
-        shutil.copyfile(cm, ctx.dir / "confusion.png")
-        md += ["![confusion matrix](confusion.png)", ""]
-        body.append('<img src="confusion.png" alt="confusion matrix">')
-    (ctx.dir / "report.md").write_text("\n".join(md))
-    (ctx.dir / "report.html").write_text("<!doctype html><meta charset='utf-8'><title>edgefm report</title>"
-                                         "<style>body{font-family:sans-serif;max-width:60em;margin:auto}"
-                                         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;"
-                                         "font-size:90%}</style>" + "\n".join(body))
+        sections[0].figure(cm.read_bytes(), "confusion.png", "int8 model on the held-out subjects")
+    files = write_sections(sections, ctx.dir, f"edgefm pipeline on {Path(d['path']).name}: {d['task']}",
+                           {"headline": headline, "verdict": verdict})
     ctx.log(headline + "; " + verdict)
-    return {"files": ["report.md", "report.html"] + (["confusion.png"] if cm.exists() else []),
-            "headline": headline, "verdict": verdict}
+    return {"files": [f.name for f in files], "headline": headline, "verdict": verdict}

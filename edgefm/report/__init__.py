@@ -20,7 +20,7 @@ from typing import Any
 
 from edgefm.manifest import atomic_write_bytes, atomic_write_json
 
-__all__ = ["write_report", "Section"]
+__all__ = ["write_report", "write_sections", "Section"]
 
 
 class Section:
@@ -161,12 +161,15 @@ def write_report(stages: dict, out_dir: str | Path, title: str = "edgefm pipelin
     ``stages``: {name: StageRecord-like with ``.summary`` (dict) and ``.seconds``}.
     """
     from edgefm.report.sections import SECTIONS
+    return write_sections([build(stages) for build in SECTIONS], out_dir, title,
+                          {"stage_seconds": {k: getattr(v, "seconds", None) for k, v in stages.items()}})
+
+
+def write_sections(sections: list[Section], out_dir: str | Path, title: str, data: dict | None = None) -> list[Path]:
+    """Write ``report.html`` (figures embedded), ``report.md``, ``report.json`` (``data`` plus each
+    section's data) and each figure as its own PNG; returns the paths, the HTML first."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sections = []
-    for build in SECTIONS:
-        s = build(stages)
-        sections.append(s)
     files = []
     for s in sections:
         for kind, b in s.blocks:
@@ -176,7 +179,6 @@ def write_report(stages: dict, out_dir: str | Path, title: str = "edgefm pipelin
                 files.append(out_dir / name)
     atomic_write_bytes(out_dir / "report.md", _md(sections, title).encode())
     atomic_write_bytes(out_dir / "report.html", _html(sections, title).encode())
-    atomic_write_json(out_dir / "report.json", {
-        "title": title, "stage_seconds": {k: getattr(v, "seconds", None) for k, v in stages.items()},
-        "sections": {s.key: s.data for s in sections}})
+    atomic_write_json(out_dir / "report.json", {"title": title, **(data or {}),
+                                                "sections": {s.key: s.data for s in sections}})
     return [out_dir / "report.html", out_dir / "report.md", out_dir / "report.json", *files]

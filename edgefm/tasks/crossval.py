@@ -57,8 +57,8 @@ def cross_validate(tw: TaskWindows | dict[str, TaskWindows], folds: list[tuple[l
         chosen, val_err = None, {}
         for name, cw in cands.items():
             train = cw.of_subjects(fit_s)
-            if max_train_windows and len(train) > max_train_windows:
-                train = train.select(np.unique(np.linspace(0, len(train) - 1, max_train_windows).round().astype(int)))
+            if max_train_windows:
+                train = train.evenly(max_train_windows)
             val = cw.of_subjects(val_s) if val_s else None
             m = fit(train, config, val)
             if len(cands) > 1:
@@ -69,7 +69,8 @@ def cross_validate(tw: TaskWindows | dict[str, TaskWindows], folds: list[tuple[l
         test = tw.of_subjects(test_s)
         qm = quantize_task_model(tm, calibration_windows(tm, train, calib_windows)) if int8 else None
         s8 = int8_scores(qm, tm, test) if qm is not None else None
-        ev = evaluate(tm, test, qm, s8)
+        s32 = tm.scores(test)
+        ev = evaluate(tm, test, qm, s8, s32)
         ok = test.known
         row = {"test": list(test_s), "val": val_s, "n": int(ok.sum()), "fp32": ev["fp32"],
                "train_windows": int(len(train)), "seconds": round(time.perf_counter() - t0, 1)}
@@ -82,17 +83,18 @@ def cross_validate(tw: TaskWindows | dict[str, TaskWindows], folds: list[tuple[l
             yk = test.y[ok]
             row["constant"] = float(np.mean(np.abs(yk - np.nanmean(all_train.y[all_train.known]))))
             row["subject_mean"] = float(np.mean(np.abs(yk - yk.mean())))
+            trk32 = tm.decode(s32, test, True)
             if qm is not None:
                 pooled_p8.append(tm.decode(s8, test, True)[ok])
-                err8.append(_abs(tm.decode(s8, test, False), tm.decode(tm.scores(test), test, False)))
-                err8_trk.append(_abs(pooled_p8[-1], tm.predict(test)[ok]))
+                err8.append(_abs(tm.decode(s8, test, False), tm.decode(s32, test, False)))
+                err8_trk.append(_abs(pooled_p8[-1], trk32[ok]))
                 max_out.append(ev["int8"]["max_output_bpm"])
-            pooled_p32.append(tm.predict(test)[ok])
+            pooled_p32.append(trk32[ok])
         else:
             counts = np.bincount(all_train.y[all_train.known].astype(int), minlength=len(tw.classes))
             row["majority_class"] = tw.classes[int(counts.argmax())]
             row["majority"] = class_metrics(test.y[ok], np.full(ok.sum(), counts.argmax()), list(tw.classes))["macro_f1"]
-            pooled_p32.append(tm.decode(tm.scores(test), test)[ok])
+            pooled_p32.append(tm.decode(s32, test)[ok])
             if qm is not None:
                 pooled_p8.append(tm.decode(s8, test)[ok])
             row["tracked"] = bool(tm.tracker.get("enabled"))

@@ -58,6 +58,10 @@ class TaskWindows:
     def known(self) -> np.ndarray:
         return np.isfinite(self.y) if self.task.regression else self.y >= 0
 
+    def evenly(self, n: int) -> "TaskWindows":
+        """At most ``n`` of the windows, evenly spaced in order (all of them when there are fewer)."""
+        return self.select(np.unique(np.linspace(0, len(self) - 1, min(n, len(self))).round().astype(int)))
+
     def select(self, idx) -> "TaskWindows":
         idx = np.asarray(idx)
         return replace(self, x=self.x[idx], mask=self.mask[idx], y=self.y[idx], subject=self.subject[idx],

@@ -17,7 +17,7 @@ Steps (``edgefm task fit`` and the pipeline's ``model`` stage both only call thi
    fp32 model: per-window |int8 - fp32| ``{p50, p99, max}`` in bpm, or class agreement;
 4. the fp32 checkpoint (code-free, :func:`edgefm.export.io.save_model`), ``metrics.json`` (fp32 and
    int8 on the test subjects; heart rate tracked along each recording and per window; classes
-   macro-F1, balanced accuracy, confusion), ``confusion.png`` for classes, ``report.md``.
+   macro-F1, balanced accuracy, confusion), ``confusion.png`` for classes, ``report.html``/``.md``.
 
 Nothing is written outside ``out``; an existing non-empty ``out`` needs ``overwrite=True``; the
 folder appears whole or not at all.
@@ -114,8 +114,8 @@ def windows_for(data: str | Path, config: DeployConfig) -> TaskWindows:
 
 def calibration_windows(tm: TaskModel, train: TaskWindows, n: int) -> np.ndarray:
     """``n`` evenly spaced normalised training windows (the int8 calibration set)."""
-    idx = np.unique(np.linspace(0, len(train) - 1, min(n, len(train))).round().astype(int))
-    return tm.normalise(train.x[idx], train.mask[idx])
+    c = train.evenly(n)
+    return tm.normalise(c.x, c.mask)
 
 
 def quantize_task_model(tm: TaskModel, calib: np.ndarray):
@@ -142,15 +142,16 @@ def int8_scores(qm, tm: TaskModel, tw: TaskWindows) -> np.ndarray:
     return qm(z).numpy().reshape(len(z), -1)
 
 
-def evaluate(tm: TaskModel, tw: TaskWindows, qm=None, s8: np.ndarray | None = None) -> dict:
+def evaluate(tm: TaskModel, tw: TaskWindows, qm=None, s8: np.ndarray | None = None,
+             s32: np.ndarray | None = None) -> dict:
     """fp32 (and int8 with ``qm``) figures on ``tw`` (see :func:`edgefm.tasks.fit.score`); int8
     also against fp32 per window: bpm ``abs_err`` {p50, p99, max} (tracked and per window), or
-    class ``agreement``. ``s8``: the int8 outputs on ``tw`` when already computed."""
+    class ``agreement``. ``s8`` / ``s32``: the int8 / fp32 outputs on ``tw`` when already computed."""
     from edgefm.export.verify import abs_err_stats
-    out = {"fp32": score(tm, tw)}
+    s32 = tm.scores(tw) if s32 is None else s32
+    out = {"fp32": score(tm, tw, scores=s32)}
     if qm is None:
         return out
-    s32 = tm.scores(tw)
     s8 = int8_scores(qm, tm, tw) if s8 is None else s8
     if tm.task.regression:
         trk8, per8 = tm.decode(s8, tw, True), tm.decode(s8, tw, False)
@@ -169,52 +170,51 @@ def evaluate(tm: TaskModel, tw: TaskWindows, qm=None, s8: np.ndarray | None = No
     return out
 
 
-def _plot_confusion(cm: list, classes: list[str], path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _confusion_png(cm: list, classes: list[str], title: str) -> bytes:
+    from edgefm.report import plot_png
     cm = np.asarray(cm, float)
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(classes), 1.0 + 0.6 * len(classes)))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
-                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+    def draw(ax):
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
+                        color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title, fontsize=9)
+    return plot_png(draw)
 
 
-def _report(tm: TaskModel, split: dict, metrics: dict, artifacts: list[dict], notes: list[str]) -> str:
-    t = tm.task
-    lines = [f"# {t.doc or t.name}: deployable model", "",
-             f"Inputs: {', '.join(tm.input_spec['channels'])} at {tm.input_spec['fs_hz']:g} Hz, "
-             f"{tm.input_spec['window_s']:g} s windows every {tm.input_spec['hop_s']:g} s. "
-             f"Parameters {tm.num_params():,}; MACs per window {tm.macs()['total']:,}.", "",
-             f"Subjects: train {len(split['train'])}, validation {len(split['val'])}, test {len(split['test'])} "
-             f"({', '.join(split['test'])}).", ""]
-    lines += [f"- {n}" for n in notes]
+def _write_report(out: Path, tm: TaskModel, split: dict, metrics: dict, artifacts: list[dict],
+                  notes: list[str]) -> None:
+    """``report.html`` / ``.md`` / ``.json`` and ``confusion.png`` (classes) via :mod:`edgefm.report`."""
+    from edgefm.report import Section, write_sections
+    t, spec = tm.task, tm.input_spec
+    head = Section("model", "Model").text(
+        f"Inputs: {', '.join(spec['channels'])} at {spec['fs_hz']:g} Hz, {spec['window_s']:g} s windows every "
+        f"{spec['hop_s']:g} s. Parameters {tm.num_params():,}; MACs per window {tm.macs()['total']:,}. Subjects: "
+        f"train {len(split['train'])}, validation {len(split['val'])}, test {len(split['test'])} "
+        f"({', '.join(split['test'])}).")
+    for n in notes:
+        head.text(n)
     test = metrics.get("test") or {}
-    if test:
-        lines += ["", "## Held-out subjects", "", "| model | figure | value |", "|---|---|---:|"]
-        for k in ("fp32", "int8"):
-            for name, v in (test.get(k) or {}).items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and name != "error":
-                    lines.append(f"| {k} | {name} | {v:.4g} |")
-    lines += ["", "## Artifacts (verified in their runtimes on held-out windows)", "",
-              "| format | file | per-window int8 vs fp32 |", "|---|---|---|"]
-    for a in artifacts:
-        v = a["verification"]
-        what = (f"agreement {v['agreement']:.4f}" if "agreement" in v else
-                "abs err p50/p99/max {p50:.3g}/{p99:.3g}/{max:.3g}".format(**v["abs_err"]) if "abs_err" in v else "")
-        lines.append(f"| {a['format']} | {Path(a['path']).name} | {what} |")
-    return "\n".join(lines) + "\n"
+    held = Section("test", "Held-out subjects").table(
+        [{"model": k, "figure": name, "value": v} for k in ("fp32", "int8") for name, v in (test.get(k) or {}).items()
+         if isinstance(v, (int, float)) and not isinstance(v, bool) and name != "error"])
+    if not t.regression:
+        held.figure(_confusion_png(test["int8"]["confusion"], list(tm.output_spec["classes"]),
+                                   f"int8 {t.name}, held-out subjects (macro-F1 {test['int8']['macro_f1']:.3f})"),
+                    "confusion.png", "confusion matrix, int8, held-out subjects")
+    arts = Section("artifacts", "Artifacts (verified in their runtimes on held-out windows)").table(
+        [{"format": a["format"], "file": Path(a["path"]).name,
+          "per-window int8 vs fp32": (f"agreement {a['verification']['agreement']:.4f}" if "agreement" in a["verification"]
+                                      else "abs err p50/p99/max {p50:.3g}/{p99:.3g}/{max:.3g}".format(
+                                          **a["verification"]["abs_err"]))} for a in artifacts])
+    write_sections([head, held, arts], out, f"{t.doc or t.name}: deployable model")
 
 
 def _split_windows(tw: TaskWindows, data: Path, config: DeployConfig, notes: list[str]):
@@ -308,10 +308,8 @@ def _deploy(tm: TaskModel, tw: TaskWindows, split: dict, train: TaskWindows, tes
                "label_counts": {k: tw.of_subjects(split[k]).label_counts() for k in ("train", "val", "test")},
                **extra, "test": evaluate(tm, test, qm), "train": {"fp32": score(tm, train)}}
     say(f"test subjects: {json.dumps({k: round(v, 4) for k, v in metrics['test']['int8'].items() if isinstance(v, float)})}")
-    ho = test.select(np.flatnonzero(test.known))
-    sel = np.unique(np.linspace(0, len(ho) - 1, min(256, len(ho))).round().astype(int))
-    hx = tm.normalise(ho.x[sel], ho.mask[sel])
-    hy = ho.y[sel].astype(np.float64)
+    ho = test.select(np.flatnonzero(test.known)).evenly(256)
+    hx, hy = tm.normalise(ho.x, ho.mask), ho.y.astype(np.float64)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         ckpt = tmp / f"{config.name}.pt"
         save_model(ckpt, tm.model, input_spec=tm.input_spec,
@@ -329,13 +327,8 @@ def _deploy(tm: TaskModel, tw: TaskWindows, split: dict, train: TaskWindows, tes
             (r,) = export(tm.model, f, tmp, calib, int8=True, heldout=(hx, hy), spec=spec, name=config.name,
                           quantized=qm)
             artifacts.append({"format": f, "path": str(out / r.path.name), "verification": r.verification})
-        if not tw.task.regression:
-            cm = metrics["test"]["int8"]["confusion"]
-            _plot_confusion(cm, list(tm.output_spec["classes"]), tmp / "confusion.png",
-                            f"int8 {tw.task.name}, held-out subjects (macro-F1 "
-                            f"{metrics['test']['int8']['macro_f1']:.3f})")
         metrics["artifacts"] = artifacts
         atomic_write_json(tmp / "metrics.json", {"config": config.to_dict(), "split": split, "notes": notes,
                                                  **metrics})
-        (tmp / "report.md").write_text(_report(tm, split, metrics, artifacts, notes))
+        _write_report(tmp, tm, split, metrics, artifacts, notes)
     return DeployResult(out, tm, split, metrics, artifacts)

@@ -277,20 +277,20 @@ def _check_refit(init: TaskModel, train: TaskWindows) -> None:
                         hint="refit on data labelled with the model's classes, or build a new model")
 
 
-def score(tm: TaskModel, tw: TaskWindows, pred: np.ndarray | None = None) -> dict:
+def score(tm: TaskModel, tw: TaskWindows, pred: np.ndarray | None = None, scores: np.ndarray | None = None) -> dict:
     """Figures on ``tw``'s known windows: heart rate MAE (tracked and per window); classes
     macro-F1, balanced accuracy, accuracy, confusion matrix. ``error`` is what early stopping
-    minimises (MAE, or 1 - macro-F1)."""
+    minimises (MAE, or 1 - macro-F1). ``scores``: the model's outputs on ``tw`` when already computed."""
     ok = tw.known
     if tm.task.regression:
-        s = tm.scores(tw)
+        s = tm.scores(tw) if scores is None else scores
         trk = tm.decode(s, tw, tracked=True) if pred is None else pred
         per = tm.decode(s, tw, tracked=False)
         mae = float(np.mean(np.abs(trk[ok] - tw.y[ok])))
         return {"n": int(ok.sum()), "hr_mae": mae, "hr_mae_per_window": float(np.mean(np.abs(per[ok] - tw.y[ok]))),
                 "error": mae}
     classes = list(tm.output_spec["classes"])
-    s = tm.scores(tw) if pred is None else None
+    s = (tm.scores(tw) if scores is None else scores) if pred is None else None
     p = tm.decode(s, tw) if pred is None else pred
     m = class_metrics(tw.y[ok], p[ok], classes)
     out = {**m, "error": 1.0 - m["macro_f1"]}

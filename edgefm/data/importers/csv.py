@@ -50,8 +50,8 @@ from edgefm.manifest import safe_name
 MAX_FS_HZ = 10_000.0
 
 
-def load_mapping(mapping: str | Path | dict) -> tuple[dict, Path | None]:
-    """Parse and validate a mapping; returns (normalised mapping, file or None)."""
+def read_mapping(mapping: str | Path | dict) -> tuple[Path | None, dict]:
+    """A mapping as given (a dict) or read from its TOML/JSON file: ``(file or None, table)``."""
     f = None
     if not isinstance(mapping, dict):
         f = Path(mapping)
@@ -68,6 +68,12 @@ def load_mapping(mapping: str | Path | dict) -> tuple[dict, Path | None]:
             raise ConfigError(f"cannot parse mapping: {e}", path=f, field="mapping") from e
     if not isinstance(mapping, dict):
         raise ConfigError("mapping must be an object/table", path=f, field="mapping")
+    return f, mapping
+
+
+def load_mapping(mapping: str | Path | dict) -> tuple[dict, Path | None]:
+    """Parse and validate a mapping; returns (normalised mapping, file or None)."""
+    f, mapping = read_mapping(mapping)
     where = f
 
     def need(key, typ):

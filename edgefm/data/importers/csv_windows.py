@@ -59,7 +59,6 @@ counted (:data:`._common.PHYSICAL_RANGE`).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -68,6 +67,7 @@ from typing import Iterator
 import numpy as np
 
 from edgefm.data.importers._common import MAX_CLASS_CODE, check_codes, numeric_table, parse_float, read_text
+from edgefm.data.importers.csv import read_mapping
 from edgefm.data.recording import ChannelSpec, LabelTrack, Recording, Stream
 from edgefm.errors import ConfigError, DataError
 from edgefm.manifest import safe_name
@@ -88,7 +88,7 @@ def load_mapping(mapping: str | Path | dict, src: str | Path) -> tuple[dict, Pat
     File names are resolved (see the module docstring) and checked to exist; ``{part}`` is
     expanded per part.
     """
-    f, raw = _read_mapping(mapping)
+    f, raw = read_mapping(mapping)
     where = f
     _no_unknown(raw, ("fs_hz", "window", "overlap", "hop", "sep", "skip_rows", "overlap_rtol", "overlap_atol",
                       "contiguous", "parts", "subject_file", "subject", "subject_prefix", "channels", "labels"),
@@ -194,26 +194,6 @@ def load_mapping(mapping: str | Path | dict, src: str | Path) -> tuple[dict, Pat
     return {"fs_hz": fs, "window": window, "overlap": overlap, "hop": hop, "sep": sep, "skip_rows": skip,
             "rtol": rtol, "atol": atol, "contiguous": contiguous, "parts": parts, "subject": subject,
             "channels": channels, "labels": labels, "mapping_file": f}, f
-
-
-def _read_mapping(mapping) -> tuple[Path | None, dict]:
-    f = None
-    if not isinstance(mapping, dict):
-        f = Path(mapping)
-        if not f.is_file():
-            raise ConfigError("mapping file not found", path=f, field="mapping")
-        text = read_text(f)
-        try:
-            if f.suffix.lower() == ".toml":
-                import tomllib
-                mapping = tomllib.loads(text)
-            else:
-                mapping = json.loads(text)
-        except Exception as e:  # json.JSONDecodeError, tomllib.TOMLDecodeError
-            raise ConfigError(f"cannot parse mapping: {e}", path=f, field="mapping") from e
-    if not isinstance(mapping, dict):
-        raise ConfigError("mapping must be an object/table", path=f, field="mapping")
-    return f, mapping
 
 
 def _no_unknown(table: dict, known: tuple, where, prefix: str) -> None:
